@@ -1,0 +1,382 @@
+"""`paper-assistant`: the command-line contract scripts rely on.
+
+Exit codes: 0 ok, 2 bad input or usage, 3 a backend (store, model) unavailable.
+Messages go to stderr; a traceback never reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from assistant.settings import SAMPLE_COLLECTION, Settings
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _global_options() -> argparse.ArgumentParser:
+    # SUPPRESS lets the same options stand before or after the command without one erasing the other.
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--store", default=argparse.SUPPRESS, help="store folder (ASSISTANT_STORE_DIR)")
+    options.add_argument("--chroma-url", default=argparse.SUPPRESS, help="Chroma server URL (ASSISTANT_CHROMA_URL)")
+    options.add_argument("--collection", default=argparse.SUPPRESS, help="collection name (ASSISTANT_COLLECTION)")
+    options.add_argument("--model", default=argparse.SUPPRESS, help="litellm model string (ASSISTANT_MODEL)")
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options()
+    parser = argparse.ArgumentParser(
+        prog="paper-assistant",
+        description="Chat with a day's batch of paper abstracts, offline by default.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", parents=[common], help="add papers from files, folders or the HF feed")
+    ingest.add_argument("paths", nargs="*", metavar="PATH", help="Daily Papers scrape (.txt), JSON, JSONL or CSV")
+    ingest.add_argument("--hf-date", type=_iso_date, action="append", default=[], help="fetch HF daily papers of a date")
+    ingest.add_argument("--sample", action="store_true", help="ingest the bundled sample collection")
+    ingest.add_argument("--rebuild", action="store_true", help="drop the collection first (e.g. after changing embedder)")
+    ingest.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    papers = commands.add_parser("papers", parents=[common], help="list the collection")
+    papers.add_argument("--json", action="store_true")
+
+    search = commands.add_parser("search", parents=[common], help="find papers by meaning and keywords")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="number of papers (default 5)")
+    search.add_argument("--since", type=_iso_date, help="published on or after")
+    search.add_argument("--until", type=_iso_date, help="published on or before")
+    search.add_argument("--source", help="only papers read from this source")
+    search.add_argument("--dense-only", action="store_true", help="skip BM25 fusion")
+    search.add_argument("--json", action="store_true")
+
+    ask = commands.add_parser("ask", parents=[common], help="ask about the papers; the answer cites them as [n]")
+    ask.add_argument("question")
+    ask.add_argument("--session", metavar="NAME", help="continue the conversation NAME (follow-ups are understood)")
+    ask.add_argument("--json", action="store_true")
+
+    summarize = commands.add_parser("summarize", parents=[common], help="a one-paragraph summary of one paper")
+    summarize.add_argument("paper", metavar="PAPER", help="title, part of a title, short name (aTLAS) or paper id")
+    summarize.add_argument("--json", action="store_true")
+
+    compare = commands.add_parser("compare", parents=[common], help="compare 2-4 papers in a cited table")
+    compare.add_argument("papers", nargs="+", metavar="PAPER", help="title, part of a title, short name or paper id")
+    compare.add_argument("--json", action="store_true")
+
+    digest = commands.add_parser("digest", parents=[common], help="the collection's themes, each with a cited paragraph")
+    digest.add_argument("--json", action="store_true")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for option, field in (("store", "store_dir"), ("chroma_url", "chroma_url"), ("collection", "collection"), ("model", "model")):
+        if hasattr(args, option):
+            overrides[field] = getattr(args, option)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"ASSISTANT_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        raise CliError(f"invalid setting: {details}", EXIT_BAD_INPUT) from exc
+
+
+def _print_json(payload: BaseModel | dict[str, Any]) -> None:
+    data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _progress_bar(label: str) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width if total == 0 else int(width * done / total)
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} chunks")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _open_store(settings: Settings) -> Any:
+    from assistant.store import PaperStore
+
+    return PaperStore(settings)
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.models import ReadResult
+    from ingestion.hf_feed import fetch_daily_papers
+    from ingestion.pipeline import ingest_papers, read_sources
+
+    paths = list(args.paths) + ([SAMPLE_COLLECTION] if args.sample else [])
+    if not paths and not args.hf_date:
+        raise CliError("nothing to ingest: give PATH..., --sample or --hf-date YYYY-MM-DD", EXIT_BAD_INPUT)
+    read = read_sources(paths)
+    for day in args.hf_date:
+        fetched = fetch_daily_papers(day, base_url=str(settings.hf_daily_papers_url), timeout_s=settings.http_timeout_s)
+        read = ReadResult(papers=read.papers + fetched.papers, problems=read.problems + fetched.problems)
+    if not read.papers:
+        raise CliError("no valid paper to ingest" + _problem_lines(read.problems), EXIT_BAD_INPUT)
+    store = _open_store(settings)
+    if args.rebuild:
+        store.drop()
+    report = ingest_papers(read, store=store, progress=None if args.json else _progress_bar("embedding"))
+    if args.json:
+        _print_json(report)
+    else:
+        print(
+            f"{report.papers_added} added, {report.papers_updated} updated, {report.papers_unchanged} unchanged; "
+            f"{report.chunks_written} chunks written; {report.total_papers} papers in the collection"
+        )
+    if report.problems:
+        print(f"{len(report.problems)} record(s) skipped:" + _problem_lines(report.problems), file=sys.stderr)
+    return EXIT_OK
+
+
+def _problem_lines(problems: Sequence[Any]) -> str:
+    return "".join(f"\n  {p.source} {p.location}: {p.reason}".rstrip() for p in problems)
+
+
+def cmd_papers(args: argparse.Namespace, settings: Settings) -> int:
+    stats = _open_store(settings).list_papers()
+    if args.json:
+        _print_json(
+            {
+                "total": len(stats),
+                "papers": [
+                    {
+                        "paper_id": s.paper.paper_id,
+                        "title": s.paper.title,
+                        "authors": s.paper.authors,
+                        "published": s.paper.published.isoformat() if s.paper.published else None,
+                        "url": s.paper.link,
+                        "source": s.paper.source,
+                        "chunks": s.chunks,
+                    }
+                    for s in stats
+                ],
+            }
+        )
+        return EXIT_OK
+    for s in stats:
+        print(f"{s.paper.paper_id}\t{s.chunks}\t{s.paper.title}")
+    print(f"{len(stats)} papers", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.retrieval import Retriever
+
+    if not args.query.strip():
+        raise CliError("the query is empty", EXIT_BAD_INPUT)
+    if not 1 <= args.k <= 100:
+        raise CliError("-k must be between 1 and 100", EXIT_BAD_INPUT)
+    retriever = Retriever(_open_store(settings), settings)
+    hits = retriever.search(
+        args.query, args.k, since=args.since, until=args.until, source=args.source, hybrid=False if args.dense_only else None
+    )
+    if args.json:
+        _print_json(
+            {
+                "query": args.query,
+                "hits": [
+                    {
+                        "paper_id": h.paper.paper_id,
+                        "title": h.paper.title,
+                        "score": round(h.score, 6),
+                        "similarity": None if h.similarity is None else round(h.similarity, 4),
+                        "text": h.text,
+                    }
+                    for h in hits
+                ],
+            }
+        )
+        return EXIT_OK
+    if not hits:
+        print("no papers in the collection yet: run `paper-assistant ingest --sample`", file=sys.stderr)
+    for rank, hit in enumerate(hits, start=1):
+        print(f"{rank}. {hit.paper.title}  [{hit.paper.paper_id}]  score {hit.score:.4f}")
+    return EXIT_OK
+
+
+@contextmanager
+def _assistant_errors() -> Iterator[None]:
+    """Model failures are 'unavailable' (3); a paper that cannot be told for sure is bad input (2)."""
+    from assistant.backend import LLMError
+    from assistant.service import AmbiguousPaper, PaperNotFound
+
+    try:
+        yield
+    except LLMError as exc:
+        raise CliError(str(exc), EXIT_UNAVAILABLE) from exc
+    except (PaperNotFound, AmbiguousPaper) as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from exc
+
+
+def _assistant(settings: Settings) -> Any:
+    from assistant.service import PaperAssistant
+
+    return PaperAssistant(settings, store=_open_store(settings))
+
+
+def _source_lines(sources: Sequence[Any]) -> str:
+    return "\n".join(f"[{s.n}] {s.title}" + (f" <{s.link}>" if s.link else "") for s in sources)
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.conversations import ChatTurn, ConversationStore
+
+    if not args.question.strip():
+        raise CliError("the question is empty", EXIT_BAD_INPUT)
+    conversations = ConversationStore(settings) if args.session is not None else None
+    conversation = conversations.find_or_create(args.session) if conversations else None
+    history = conversations.load(conversation.conversation_id).turns if conversations and conversation else []
+    with _assistant_errors():
+        turn = _assistant(settings).respond(args.question, history)
+        kind = turn.kind
+    if kind == "clarification":
+        raise CliError(turn.text, EXIT_BAD_INPUT)
+    if conversations and conversation:
+        conversations.append_turn(conversation.conversation_id, ChatTurn(role="user", content=args.question))
+        conversations.append_turn(conversation.conversation_id, turn.to_chat_turn())
+    cited = {citation.n for citation in turn.citations}
+    if args.json:
+        _print_json(
+            {
+                "question": args.question,
+                "kind": kind,
+                "answer": turn.text,
+                "citations": [c.model_dump() for c in turn.citations],
+                "unsupported": turn.unsupported,
+                "refused": kind == "refusal",
+                "notices": turn.notices,
+                "sources": [s.model_dump(exclude={"text"}) for s in turn.sources],
+                "model": turn.model,
+                "session": args.session,
+            }
+        )
+        return EXIT_OK
+    print(turn.text)
+    listed = [s for s in turn.sources if s.n in cited]
+    if listed:
+        print("\nSources:\n" + _source_lines(listed))
+    if turn.unsupported:
+        print("\nNot found in the sources (check before relying on it):\n" + "\n".join(f"- {u}" for u in turn.unsupported))
+    for notice in turn.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
+    with _assistant_errors():
+        summary = _assistant(settings).summarize(args.paper)
+    if args.json:
+        _print_json(summary)
+        return EXIT_OK
+    print(f"{summary.title} [{summary.paper_id}]\n\n{summary.summary}")
+    for notice in summary.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.compare import MAX_PAPERS, MIN_PAPERS, comparison_markdown
+
+    if not MIN_PAPERS <= len(args.papers) <= MAX_PAPERS:
+        raise CliError(f"compare takes {MIN_PAPERS} to {MAX_PAPERS} papers, got {len(args.papers)}", EXIT_BAD_INPUT)
+    with _assistant_errors():
+        assistant = _assistant(settings)
+        papers = [assistant.paper(name) for name in args.papers]
+        if len({paper.paper_id for paper in papers}) < len(papers):
+            raise CliError("the same paper was named twice: " + "; ".join(p.title for p in papers), EXIT_BAD_INPUT)
+        comparison = assistant.compare([paper.paper_id for paper in papers])
+    if args.json:
+        _print_json(comparison)
+        return EXIT_OK
+    print(comparison_markdown(comparison))
+    print("\n" + "\n".join(f"[{n}] {p.title} [{p.paper_id}]" for n, p in enumerate(comparison.papers, start=1)))
+    for notice in comparison.notices:
+        print(f"note: {notice}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.digest import digest_markdown
+
+    with _assistant_errors():
+        assistant = _assistant(settings)
+        digest = assistant.digest()
+    if args.json:
+        _print_json(digest)
+        return EXIT_OK
+    if not digest.themes:
+        print("no papers in the collection yet: run `paper-assistant ingest --sample`", file=sys.stderr)
+    print(digest_markdown(digest, {paper.paper_id: paper.title for paper in assistant.papers()}))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "ingest": cmd_ingest,
+    "papers": cmd_papers,
+    "search": cmd_search,
+    "ask": cmd_ask,
+    "summarize": cmd_summarize,
+    "compare": cmd_compare,
+    "digest": cmd_digest,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from assistant.embeddings import EmbedderUnavailable
+    from assistant.store import EmbedderMismatch, StoreUnavailable
+    from ingestion.errors import IngestionError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_request:
+        return EXIT_OK if exit_request.code == 0 else EXIT_BAD_INPUT
+    try:
+        settings = settings_from(args)
+        return COMMANDS[args.command](args, settings)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except (IngestionError, EmbedderMismatch) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (StoreUnavailable, EmbedderUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,189 @@
+"""Pydantic models for everything that crosses a module, process or UI boundary."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+
+class Paper(BaseModel):
+    """One paper as the collection knows it: an abstract and its metadata."""
+
+    model_config = ConfigDict(frozen=True)
+
+    paper_id: str = Field(min_length=1, description="arXiv id when known, else derived from the normalised title")
+    title: str = Field(min_length=1)
+    abstract: str = Field(min_length=1)
+    authors: list[str] = Field(default_factory=list)
+    published: date | None = None
+    url: str | None = None
+    arxiv_id: str | None = None
+    source: str = Field(default="", description="File or feed the paper was read from")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def content_hash(self) -> str:
+        """Changes exactly when what is embedded or shown changes."""
+        digest = hashlib.sha256()
+        for part in (self.title, self.abstract, "\x1f".join(self.authors), str(self.published or ""), self.url or ""):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\x1e")
+        return digest.hexdigest()[:16]
+
+    @property
+    def link(self) -> str | None:
+        if self.url:
+            return self.url
+        if self.arxiv_id:
+            return f"https://arxiv.org/abs/{self.arxiv_id}"
+        return None
+
+
+class Chunk(BaseModel):
+    """A token-bounded piece of one abstract, embedded and indexed on its own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk_id: str = Field(description="'paper_id:n', stable across re-ingests")
+    paper_id: str
+    index: int = Field(ge=0)
+    text: str = Field(min_length=1)
+    title: str
+    token_count: int = Field(ge=1)
+
+    @property
+    def embedding_text(self) -> str:
+        """The title travels with every chunk so that each one can be found by the paper's topic."""
+        return f"{self.title}\n{self.text}"
+
+
+class Problem(BaseModel):
+    """A record (or file) that could not be ingested, with where and why."""
+
+    source: str
+    location: str = Field(description="'line 12', 'record 3', 'row 7' or '' for the whole file")
+    reason: str
+
+
+class ReadResult(BaseModel):
+    papers: list[Paper] = Field(default_factory=list)
+    problems: list[Problem] = Field(default_factory=list)
+
+
+class IngestReport(BaseModel):
+    papers_added: int = 0
+    papers_updated: int = 0
+    papers_unchanged: int = 0
+    chunks_written: int = 0
+    total_papers: int = 0
+    problems: list[Problem] = Field(default_factory=list)
+
+
+class PaperStats(BaseModel):
+    """A stored paper with its chunk count, as listed by `paper-assistant papers`."""
+
+    paper: Paper
+    chunks: int = Field(ge=0)
+
+
+class Hit(BaseModel):
+    """One retrieved paper: its best-matching chunk and how it ranked."""
+
+    paper: Paper
+    chunk_id: str
+    text: str = Field(description="The best-matching chunk of this paper")
+    score: float = Field(description="Fused score (higher is better); cosine similarity when dense-only")
+    similarity: float | None = Field(default=None, description="Cosine similarity of the best chunk to the query")
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class Message(BaseModel):
+    role: str = Field(pattern="^(system|user|assistant)$")
+    content: str
+
+
+class Source(BaseModel):
+    """A numbered source as it was placed in the prompt; citations `[n]` point here."""
+
+    n: int = Field(ge=1)
+    paper_id: str
+    title: str
+    text: str
+    link: str | None = None
+
+
+class Citation(BaseModel):
+    n: int = Field(ge=1)
+    paper_id: str
+    title: str
+
+
+class Answer(BaseModel):
+    question: str
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
+    unsupported: list[str] = Field(default_factory=list, description="Sentences the support check could not ground")
+    refused: bool = Field(default=False, description="The collection does not cover the question")
+    notices: list[str] = Field(default_factory=list, description="Things the user should know (dropped context, fallbacks)")
+    model: str = ""
+    usage: Usage = Field(default_factory=Usage)
+
+
+class PaperRef(BaseModel):
+    paper_id: str
+    title: str
+
+
+class ComparisonAspect(BaseModel):
+    aspect: str
+    cells: dict[str, str] = Field(description="paper_id -> cited text, or 'not stated in the abstract'")
+
+
+class Comparison(BaseModel):
+    papers: list[PaperRef]
+    aspects: list[ComparisonAspect]
+    narrative: str
+    unsupported: list[str] = Field(default_factory=list)
+    notices: list[str] = Field(default_factory=list)
+    model: str = ""
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Summary(BaseModel):
+    paper_id: str
+    title: str
+    summary: str
+    unsupported: list[str] = Field(default_factory=list)
+    extractive: bool = Field(default=False, description="The model's text was replaced by abstract sentences")
+    cached: bool = False
+    notices: list[str] = Field(default_factory=list)
+    model: str = ""
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Theme(BaseModel):
+    name: str
+    paper_ids: list[str]
+    paragraph: str
+    unsupported: list[str] = Field(default_factory=list)
+
+
+class Digest(BaseModel):
+    themes: list[Theme]
+    model: str = ""
+    usage: Usage = Field(default_factory=Usage)

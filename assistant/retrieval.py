@@ -1,0 +1,220 @@
+"""Hybrid retrieval: BM25 over chunks fused with dense ranking by reciprocal rank fusion.
+
+The BM25 index is derived from the store: it is rebuilt whenever the store's revision
+changes (after an ingest here or in another process) and saved beside the store, so a
+restart loads it instead of re-reading every chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from datetime import date
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+from assistant.models import Hit
+from assistant.settings import Settings
+from assistant.store import PaperStore, date_filter
+
+_TOKEN = re.compile(r"\d+\.\d+|[a-z0-9]+(?:[-_^][a-z0-9]+)*")
+# Words of how people ask ("which papers ... ?") carry no topic; matching them only adds noise.
+_QUESTION_WORDS = {"which", "what", "how", "paper", "papers", "work", "works", "method", "methods", "approach", "does",
+                   "differ", "difference", "compare", "comparison", "summarize", "summary", "tell", "about", "any",
+                   "anything", "collection", "there", "deal", "aim", "use", "uses", "using", "show", "shows", "can",
+                   "also", "some", "form", "part", "own", "way", "ways", "get", "gets", "getting", "make", "makes"}
+_STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | _QUESTION_WORDS
+_stemmer = Stemmer.Stemmer("english")
+_VOWELS = frozenset("aeiouy")
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    if any(ch.isdigit() for ch in word):
+        return word
+    if len(word) > 3 and word.endswith("s") and not _VOWELS.intersection(word[:-1]):
+        return word[:-1]  # acronym plurals the stemmer leaves alone: LLMs, GNNs, VLMs
+    return _stemmer.stemWord(word)
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """Stemmed word tokens; hyphenated names are kept whole *and* split ("ic-lora", "ic", "lora")."""
+    tokens: list[str] = []
+    for token in _TOKEN.findall(text.lower()):
+        parts = re.split(r"[-_^]", token)
+        if len(parts) > 1:
+            tokens.append(token)
+        tokens.extend(_stem(part) for part in parts if part and part not in _STOPWORDS)
+    return tokens
+
+
+@dataclass(frozen=True)
+class _Bm25Index:
+    revision: str
+    model: bm25s.BM25 | None
+    chunk_ids: list[str]
+    paper_ids: list[str]
+
+    def top(self, query: str, n: int) -> list[tuple[int, float]]:
+        if self.model is None or not self.chunk_ids:
+            return []
+        token_ids = self.model.get_tokens_ids(bm25_tokens(query))
+        if not token_ids:
+            return []
+        scores = self.model.get_scores(token_ids)
+        n = min(n, len(scores))
+        best = np.argpartition(-scores, n - 1)[:n]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [(int(i), float(scores[i])) for i in best if scores[i] > 0]
+
+
+class Retriever:
+    """Finds the papers that best match a query, one hit per paper."""
+
+    def __init__(self, store: PaperStore, settings: Settings | None = None) -> None:
+        self.store = store
+        self.settings = settings or store.settings
+        self._index: _Bm25Index | None = None
+        self._lock = threading.Lock()
+        self._cache_dir = cache_dir_for(self.settings)
+
+    # --- BM25 index -----------------------------------------------------------------
+    def refresh(self) -> _Bm25Index:
+        """The BM25 index for the store's current revision (loaded, or rebuilt and saved)."""
+        revision = self.store.revision()
+        with self._lock:
+            if self._index is not None and self._index.revision == revision:
+                return self._index
+            self._index = self._load(revision) or self._rebuild(revision)
+            return self._index
+
+    def _load(self, revision: str) -> _Bm25Index | None:
+        try:
+            ids = json.loads((self._cache_dir / "chunks.json").read_text())
+            if ids["revision"] != revision:
+                return None
+            model = bm25s.BM25.load(str(self._cache_dir / "bm25"), show_progress=False) if ids["chunk_ids"] else None
+        except (OSError, ValueError, KeyError):
+            return None
+        return _Bm25Index(revision, model, ids["chunk_ids"], ids["paper_ids"])
+
+    def _rebuild(self, revision: str) -> _Bm25Index:
+        rows = self.store.all_chunks()
+        chunk_ids = [row[0] for row in rows]
+        paper_ids = [row[1] for row in rows]
+        model = None
+        if rows:
+            model = bm25s.BM25()
+            model.index([bm25_tokens(f"{title}\n{text}") for _, _, title, text in rows], show_progress=False)
+        index = _Bm25Index(revision, model, chunk_ids, paper_ids)
+        self._save(index)
+        return index
+
+    def _save(self, index: _Bm25Index) -> None:
+        # Written to a fresh folder and swapped in, so a reader never sees half an index.
+        staging = self._cache_dir.with_name(self._cache_dir.name + ".tmp")
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            if index.model is not None:
+                index.model.save(str(staging / "bm25"), show_progress=False)
+            payload = {"revision": index.revision, "chunk_ids": index.chunk_ids, "paper_ids": index.paper_ids}
+            (staging / "chunks.json").write_text(json.dumps(payload))
+            shutil.rmtree(self._cache_dir, ignore_errors=True)
+            staging.rename(self._cache_dir)
+        except OSError:
+            # A read-only data folder only costs a rebuild at the next start.
+            shutil.rmtree(staging, ignore_errors=True)
+
+    # --- search ---------------------------------------------------------------------
+    def embed_query(self, query: str) -> np.ndarray:
+        return np.asarray(self.store.embedder([query])[0], dtype=np.float32)
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+        source: str | None = None,
+        hybrid: bool | None = None,
+    ) -> list[Hit]:
+        """The top-k papers for ``query``: best chunk text, fused score, cosine similarity, metadata."""
+        k = k or self.settings.top_k
+        use_bm25 = self.settings.hybrid if hybrid is None else hybrid
+        candidates = max(50, k * 8)
+        where = date_filter(since, until, source)
+        dense = self.store.query(self.embed_query(query), candidates, where)
+        texts = {chunk_id: text for chunk_id, _, text, _ in dense}
+        similarity: dict[str, float] = {}
+        dense_ranking = _paper_ranking((chunk_id, paper_id) for chunk_id, paper_id, _, _ in dense)
+        for _, paper_id, _, sim in dense:
+            similarity.setdefault(paper_id, sim)
+
+        bm25_ranking: dict[str, tuple[int, str]] = {}
+        if use_bm25:
+            index = self.refresh()
+            allowed = None if where is None else self.store.chunk_ids_where(where)
+            bm25_ranking = _paper_ranking(
+                (index.chunk_ids[position], index.paper_ids[position])
+                for position, _ in index.top(query, candidates)
+                if allowed is None or index.chunk_ids[position] in allowed
+            )
+            # Papers are fused by their rank in each list (one entry per paper), so a paper
+            # with two matching chunks does not push others out of a list twice.
+            scores = {
+                paper_id: sum(
+                    weight / (self.settings.rrf_k + ranking[paper_id][0])
+                    for weight, ranking in ((self.settings.dense_weight, dense_ranking), (self.settings.bm25_weight, bm25_ranking))
+                    if paper_id in ranking
+                )
+                for paper_id in dense_ranking.keys() | bm25_ranking.keys()
+            }
+        else:
+            scores = dict(similarity)
+
+        ranked = sorted(scores, key=lambda paper_id: -scores[paper_id])[:k]
+        # The passage shown is the one closest in meaning, else the best keyword match.
+        best_chunk = {pid: (dense_ranking.get(pid) or bm25_ranking[pid])[1] for pid in ranked}
+        texts.update(self.store.chunk_texts([c for c in best_chunk.values() if c not in texts]))
+        papers = self.store.get_papers(ranked)
+        return [
+            Hit(
+                paper=papers[paper_id],
+                chunk_id=best_chunk[paper_id],
+                text=texts.get(best_chunk[paper_id], ""),
+                score=scores[paper_id],
+                similarity=similarity.get(paper_id),
+                dense_rank=dense_ranking[paper_id][0] if paper_id in dense_ranking else None,
+                bm25_rank=bm25_ranking[paper_id][0] if paper_id in bm25_ranking else None,
+            )
+            for paper_id in ranked
+            if paper_id in papers
+        ]
+
+
+def _paper_ranking(chunks: Iterable[tuple[str, str]]) -> dict[str, tuple[int, str]]:
+    """paper_id -> (rank of the paper, its best chunk) from chunks in rank order."""
+    ranking: dict[str, tuple[int, str]] = {}
+    for chunk_id, paper_id in chunks:
+        if paper_id not in ranking:
+            ranking[paper_id] = (len(ranking) + 1, chunk_id)
+    return ranking
+
+
+def cache_dir_for(settings: Settings) -> Path:
+    """Where the BM25 index of these settings' store is kept (used by tests and `ingest --rebuild`)."""
+    location = settings.chroma_url_str or str(settings.resolved_store_dir.resolve())
+    key = hashlib.sha256(f"{location}|{settings.collection}".encode()).hexdigest()[:12]
+    return settings.data_dir / "bm25" / f"{settings.collection}-{key}"

@@ -1,0 +1,139 @@
+"""One validated settings object for the whole project (env prefix ``ASSISTANT_``).
+
+Functions across the project take ``settings: Settings | None = None`` and build
+``Settings()`` from the environment when none is passed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from platformdirs import user_data_dir
+from pydantic import AnyHttpUrl, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SAMPLE_COLLECTION = Path(__file__).parent / "data" / "daily_papers_aug19.txt"
+LOCAL_EMBEDDER = "local/all-MiniLM-L6-v2"
+DEFAULT_LOCAL_MODEL = "local/smollm2-135m-instruct"
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir("paper-assistant", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ASSISTANT_",
+        env_file=None,
+        extra="ignore",
+        validate_default=True,
+        validate_assignment=True,
+    )
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Per-user folder for conversations, the summary cache and (by default) the store.",
+    )
+    store_dir: Path | None = Field(
+        default=None,
+        description="Folder of the embedded Chroma store; defaults to DATA_DIR/store. Ignored when CHROMA_URL is set.",
+    )
+    chroma_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Address of a Chroma server (e.g. http://127.0.0.1:8000); when set it replaces the embedded store.",
+    )
+    collection: str = Field(
+        default="papers",
+        min_length=3,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$",
+        description="Chroma collection holding the papers' chunks.",
+    )
+
+    # --- ingestion and embeddings -------------------------------------------------------
+    embedding_model: str = Field(
+        default=LOCAL_EMBEDDER,
+        min_length=1,
+        description=f"'{LOCAL_EMBEDDER}' (bundled, offline) or any litellm embedding model, e.g. 'openai/text-embedding-3-small'.",
+    )
+    embedding_batch_size: int = Field(default=64, ge=1, le=4096, description="Texts embedded per forward pass.")
+    embedding_threads: int = Field(
+        default=0, ge=0, le=256, description="onnxruntime intra-op threads for the local embedder; 0 uses every core."
+    )
+    chunk_tokens: int = Field(default=200, ge=32, le=2048, description="Target chunk length in tokens (cl100k_base).")
+    chunk_overlap_tokens: int = Field(
+        default=40, ge=0, le=512, description="Tokens shared by consecutive chunks of one abstract."
+    )
+    hf_daily_papers_url: AnyHttpUrl = Field(
+        default="https://huggingface.co/api/daily_papers",
+        description="Hugging Face daily papers API, queried as URL?date=YYYY-MM-DD by `ingest --hf-date`.",
+    )
+    http_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Timeout for fetching a daily papers feed.")
+
+    # --- retrieval -------------------------------------------------------------------
+    top_k: int = Field(default=6, ge=1, le=50, description="Papers retrieved per question.")
+    hybrid: bool = Field(default=True, description="Fuse BM25 with dense retrieval (reciprocal rank fusion).")
+    rrf_k: int = Field(default=5, ge=1, le=1000, description="Constant of reciprocal rank fusion.")
+    dense_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the dense ranking in the fusion.")
+    bm25_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the BM25 ranking in the fusion.")
+    min_relevance: float = Field(
+        default=0.30,
+        ge=0.0,
+        le=1.0,
+        description="Cosine similarity below which the best hit is too weak: the assistant says the collection does not cover the question.",
+    )
+
+    # --- language model --------------------------------------------------------------
+    model: str = Field(
+        default=DEFAULT_LOCAL_MODEL,
+        min_length=1,
+        description="Any litellm model string (openai/gpt-4o-mini, anthropic/..., ollama/llama3.2, openai/NAME with API_BASE) or the bundled local model.",
+    )
+    api_base: AnyHttpUrl | None = Field(default=None, description="Base URL for an OpenAI-compatible or Ollama server.")
+    fallback_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated models tried in order when MODEL fails."
+    )
+    timeout_s: float = Field(default=120.0, gt=0, le=3600, description="Seconds before a model call is abandoned.")
+    max_retries: int = Field(default=2, ge=0, le=10, description="Retries on rate limits and transient errors.")
+    temperature: float = Field(default=0.1, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_answer_tokens: int = Field(default=400, ge=16, le=16384, description="Tokens reserved for the model's reply.")
+    context_window: int | None = Field(
+        default=None,
+        ge=512,
+        le=2_000_000,
+        description="Context window in tokens for models litellm does not know; known models use litellm's figure.",
+    )
+    local_context_tokens: int = Field(
+        default=4096, ge=512, le=32768, description="Context size the bundled local model is loaded with."
+    )
+    local_threads: int = Field(default=0, ge=0, le=256, description="Threads for the local model; 0 uses every core.")
+
+    @field_validator("fallback_models", mode="before")
+    @classmethod
+    def _split_fallbacks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"ASSISTANT_CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be smaller than "
+                f"ASSISTANT_CHUNK_TOKENS ({self.chunk_tokens})"
+            )
+        return self
+
+    @property
+    def resolved_store_dir(self) -> Path:
+        return self.store_dir if self.store_dir is not None else self.data_dir / "store"
+
+    @property
+    def chroma_url_str(self) -> str | None:
+        return str(self.chroma_url).rstrip("/") if self.chroma_url is not None else None
+
+    @property
+    def api_base_str(self) -> str | None:
+        return str(self.api_base).rstrip("/") if self.api_base is not None else None

@@ -1,0 +1,359 @@
+"""The paper store: Chroma, embedded on disk or as a server. The only module importing chromadb.
+
+One Chroma record per chunk. Chunk 0 of each paper carries the whole paper (abstract
+and metadata) and is written after the paper's other chunks, so it doubles as a
+commit marker: a paper whose chunk 0 is missing was interrupted mid-write and its
+leftover chunks are removed before the next write.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings as ChromaSettings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+from assistant.embeddings import Embedder, LiteLLMEmbeddingFunction, MiniLMEmbeddingFunction, build_embedder
+from assistant.models import Chunk, Paper, PaperStats
+from assistant.settings import Settings
+
+for _embedder_class in (MiniLMEmbeddingFunction, LiteLLMEmbeddingFunction):
+    try:
+        register_embedding_function(_embedder_class)
+    except ValueError:  # already registered by an earlier import of this module
+        pass
+
+SCHEMA_VERSION = 1
+_PAGE = 5000
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be opened, reached or written; the message says what to do."""
+
+
+class EmbedderMismatch(ValueError):
+    """The collection was built with another embedding model; vectors must not be mixed."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _explained(action: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn any Chroma or transport failure into a StoreUnavailable that names the store."""
+
+    def decorate(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(*args, **kwargs)
+            except (StoreUnavailable, EmbedderMismatch):
+                raise
+            except Exception as exc:
+                store: PaperStore = args[0]  # type: ignore[assignment]
+                raise StoreUnavailable(f"could not {action} {store.location}: {_reason(exc)}. {store.hint}") from exc
+
+        return wrapper
+
+    return decorate
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def _paper_metadata(paper: Paper, chunk: Chunk, n_chunks: int) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "paper_id": paper.paper_id,
+        "chunk_index": chunk.index,
+        "title": paper.title,
+        "content_hash": paper.content_hash,
+        "source": paper.source,
+    }
+    if paper.published is not None:
+        # An ordinal lets Chroma filter date ranges with $gte/$lte.
+        metadata["published_ordinal"] = paper.published.toordinal()
+    if chunk.index == 0:
+        metadata["n_chunks"] = n_chunks
+        metadata["paper_json"] = paper.model_dump_json(exclude={"content_hash"})
+    return metadata
+
+
+def _paper_from_metadata(metadata: dict[str, Any]) -> Paper:
+    return Paper.model_validate(json.loads(metadata["paper_json"]))
+
+
+def date_filter(since: date | None = None, until: date | None = None, source: str | None = None) -> dict | None:
+    """A Chroma ``where`` clause for the optional retrieval filters."""
+    clauses: list[dict[str, Any]] = []
+    if since is not None:
+        clauses.append({"published_ordinal": {"$gte": since.toordinal()}})
+    if until is not None:
+        clauses.append({"published_ordinal": {"$lte": until.toordinal()}})
+    if source is not None:
+        clauses.append({"source": source})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class PaperStore:
+    """Papers and their chunk vectors in one Chroma collection."""
+
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
+        self.settings = settings or Settings()
+        self.embedder = embedder or build_embedder(self.settings)
+        url = self.settings.chroma_url_str
+        if url:
+            self.location = f"the Chroma server at {url}"
+            self.hint = (
+                "Start it with `chroma run --path DIR --port N`, or unset ASSISTANT_CHROMA_URL "
+                "to use the embedded store."
+            )
+        else:
+            self.location = f"the store in {self.settings.resolved_store_dir}"
+            self.hint = "Check that the folder is writable and has free space, or set ASSISTANT_STORE_DIR."
+        self._client = self._connect()
+        self._collection = self._open_collection()
+        self._meta = self._open_meta_collection()
+
+    # --- opening --------------------------------------------------------------------
+    @_explained("open")
+    def _connect(self) -> Any:
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        url = self.settings.chroma_url_str
+        if url:
+            parts = urlsplit(url)
+            client = chromadb.HttpClient(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or (443 if parts.scheme == "https" else 8000),
+                ssl=parts.scheme == "https",
+                settings=chroma_settings,
+            )
+            client.heartbeat()
+            return client
+        store_dir = self.settings.resolved_store_dir
+        store_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(store_dir), settings=chroma_settings)
+
+    @_explained("open the collection in")
+    def _open_collection(self) -> Any:
+        name = self.settings.collection
+        identity = self.embedder.identity
+        existing = {c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()}
+        if name in existing:
+            collection = self._client.get_collection(name)
+            built_with = (collection.metadata or {}).get("embedder")
+            if built_with != identity:
+                raise EmbedderMismatch(
+                    f"collection '{name}' in {self.location} was built with the embedding model '{built_with}', "
+                    f"but ASSISTANT_EMBEDDING_MODEL selects '{identity}'. Vectors of two models cannot be mixed: "
+                    f"set ASSISTANT_EMBEDDING_MODEL back, or rebuild with "
+                    f"`paper-assistant ingest --rebuild PATH...` (or choose another ASSISTANT_COLLECTION)."
+                )
+            return self._client.get_collection(name, embedding_function=self.embedder)
+        return self._client.create_collection(
+            name,
+            embedding_function=self.embedder,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedder": identity, "schema_version": SCHEMA_VERSION},
+        )
+
+    @_explained("open the revision record of")
+    def _open_meta_collection(self) -> Any:
+        # A tiny side collection whose one record changes on every write, so that other
+        # processes (app instances on one server) can tell cheaply when to refresh BM25.
+        return self._client.get_or_create_collection(
+            f"{self.settings.collection}__meta", embedding_function=None, metadata={"schema_version": SCHEMA_VERSION}
+        )
+
+    @_explained("delete the collection in")
+    def drop(self) -> None:
+        """Remove the collection (for a rebuild with another embedder) and start an empty one."""
+        for name in (self.settings.collection, f"{self.settings.collection}__meta"):
+            try:
+                self._client.delete_collection(name)
+            except Exception as exc:  # absent already: nothing to delete
+                if "does not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
+                    raise
+        self._collection = self._open_collection()
+        self._meta = self._open_meta_collection()
+
+    # --- revision -------------------------------------------------------------------
+    @_explained("read the revision of")
+    def revision(self) -> str:
+        records = self._meta.get(ids=["revision"], include=["documents"])
+        return records["documents"][0] if records["ids"] else ""
+
+    def _bump_revision(self) -> None:
+        self._meta.upsert(ids=["revision"], documents=[uuid.uuid4().hex], embeddings=[[0.0]])
+
+    # --- reading --------------------------------------------------------------------
+    def _pages(self, where: dict | None, include: list[str]) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            page = self._collection.get(where=where, include=include, limit=_PAGE, offset=offset)
+            if not page["ids"]:
+                return
+            yield page
+            if len(page["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
+    @_explained("count the chunks in")
+    def count_chunks(self) -> int:
+        return self._collection.count()
+
+    @_explained("read the papers in")
+    def paper_index(self) -> dict[str, tuple[str, int]]:
+        """paper_id -> (content_hash, n_chunks) for every completely written paper."""
+        index: dict[str, tuple[str, int]] = {}
+        for page in self._pages({"chunk_index": 0}, ["metadatas"]):
+            for metadata in page["metadatas"]:
+                index[metadata["paper_id"]] = (metadata["content_hash"], int(metadata["n_chunks"]))
+        return index
+
+    @_explained("read the papers in")
+    def list_papers(self) -> list[PaperStats]:
+        stats = [
+            PaperStats(paper=_paper_from_metadata(metadata), chunks=int(metadata["n_chunks"]))
+            for page in self._pages({"chunk_index": 0}, ["metadatas"])
+            for metadata in page["metadatas"]
+        ]
+        return sorted(stats, key=lambda s: s.paper.title.casefold())
+
+    @_explained("read papers from")
+    def get_papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
+        if not paper_ids:
+            return {}
+        found = self._collection.get(ids=[f"{pid}:0" for pid in paper_ids], include=["metadatas"])
+        return {m["paper_id"]: _paper_from_metadata(m) for m in found["metadatas"]}
+
+    @_explained("read the chunks in")
+    def all_chunks(self) -> list[tuple[str, str, str, str]]:
+        """(chunk_id, paper_id, title, text) of every chunk, for the BM25 index."""
+        rows: list[tuple[str, str, str, str]] = []
+        for page in self._pages(None, ["metadatas", "documents"]):
+            for chunk_id, metadata, text in zip(page["ids"], page["metadatas"], page["documents"], strict=True):
+                rows.append((chunk_id, metadata["paper_id"], metadata["title"], text))
+        return rows
+
+    @_explained("read chunks from")
+    def chunk_texts(self, chunk_ids: Sequence[str]) -> dict[str, str]:
+        if not chunk_ids:
+            return {}
+        found = self._collection.get(ids=list(chunk_ids), include=["documents"])
+        return dict(zip(found["ids"], found["documents"], strict=True))
+
+    @_explained("filter the chunks in")
+    def chunk_ids_where(self, where: dict) -> set[str]:
+        return {chunk_id for page in self._pages(where, []) for chunk_id in page["ids"]}
+
+    @_explained("read vectors from")
+    def paper_vectors(self, paper_ids: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """One unit vector per paper: the mean of its chunk vectors (for themes and maps)."""
+        where = {"paper_id": {"$in": list(paper_ids)}} if paper_ids else None
+        sums: dict[str, np.ndarray] = {}
+        for page in self._pages(where, ["metadatas", "embeddings"]):
+            for metadata, vector in zip(page["metadatas"], page["embeddings"], strict=True):
+                paper_id = metadata["paper_id"]
+                vector = np.asarray(vector, dtype=np.float32)
+                sums[paper_id] = sums[paper_id] + vector if paper_id in sums else vector.copy()
+        return {pid: v / max(float(np.linalg.norm(v)), 1e-12) for pid, v in sums.items()}
+
+    @_explained("search")
+    def query(self, vector: np.ndarray, n_results: int, where: dict | None = None) -> list[tuple[str, str, str, float]]:
+        """(chunk_id, paper_id, text, cosine similarity) of the nearest chunks, best first."""
+        total = self._collection.count()
+        if total == 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=min(n_results, total),
+            where=where,
+            include=["metadatas", "documents", "distances"],
+        )
+        return [
+            (chunk_id, metadata["paper_id"], text, 1.0 - float(distance))
+            for chunk_id, metadata, text, distance in zip(
+                result["ids"][0], result["metadatas"][0], result["documents"][0], result["distances"][0], strict=True
+            )
+        ]
+
+    # --- writing --------------------------------------------------------------------
+    @_explained("write to")
+    def write_papers(
+        self,
+        papers: Sequence[tuple[Paper, Sequence[Chunk], Sequence[np.ndarray]]],
+        *,
+        replace: Iterable[str] = (),
+        on_batch: Callable[[int], None] | None = None,
+    ) -> int:
+        """Write papers with their chunks and vectors; ``replace`` names papers whose old chunks go first.
+
+        Returns the number of chunks written. Batches never exceed the client's limit.
+        """
+        to_delete = list(replace)
+        if to_delete:
+            self._collection.delete(where={"paper_id": {"$in": to_delete}})
+        batch_limit = max(1, min(self._client.get_max_batch_size(), 1000))
+        ids: list[str] = []
+        vectors: list[np.ndarray] = []
+        documents: list[str] = []
+        metadatas: list[dict[str, Any]] = []
+        written = 0
+
+        def flush() -> None:
+            nonlocal written
+            if ids:
+                self._collection.add(ids=ids[:], embeddings=vectors[:], documents=documents[:], metadatas=metadatas[:])
+                written += len(ids)
+                if on_batch is not None:
+                    on_batch(len(ids))
+                for buffer in (ids, vectors, documents, metadatas):
+                    buffer.clear()
+
+        for paper, chunks, chunk_vectors in papers:
+            # Chunk 0 last: it marks the paper as completely written.
+            for chunk, vector in sorted(zip(chunks, chunk_vectors, strict=True), key=lambda cv: cv[0].index == 0):
+                ids.append(chunk.chunk_id)
+                vectors.append(vector)
+                documents.append(chunk.text)
+                metadatas.append(_paper_metadata(paper, chunk, len(chunks)))
+                if len(ids) >= batch_limit:
+                    flush()
+        flush()
+        if written or to_delete:
+            self._bump_revision()
+        return written
+
+    @_explained("clean up")
+    def remove_incomplete_papers(self) -> int:
+        """Delete chunks of papers whose write was interrupted (no chunk 0). Returns chunks removed."""
+        complete = set(self.paper_index())
+        orphans = [
+            chunk_id
+            for page in self._pages(None, ["metadatas"])
+            for chunk_id, metadata in zip(page["ids"], page["metadatas"], strict=True)
+            if metadata["paper_id"] not in complete
+        ]
+        for start in range(0, len(orphans), 1000):
+            self._collection.delete(ids=orphans[start : start + 1000])
+        if orphans:
+            self._bump_revision()
+        return len(orphans)
+
+    @_explained("delete papers from")
+    def delete_papers(self, paper_ids: Sequence[str]) -> None:
+        if paper_ids:
+            self._collection.delete(where={"paper_id": {"$in": list(paper_ids)}})
+            self._bump_revision()
