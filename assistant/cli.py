@@ -163,7 +163,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _problem_lines(problems: Sequence[Any]) -> str:
-    return "".join(f"\n  {p.source} {p.location}: {p.reason}".rstrip() for p in problems)
+    return "".join(f"\n  {' '.join(part for part in (p.source, p.location) if part)}: {p.reason}" for p in problems)
 
 
 def cmd_papers(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SAMPLE_COLLECTION = Path(__file__).parent / "data" / "daily_papers_aug19.txt"
 LOCAL_EMBEDDER = "local/all-MiniLM-L6-v2"
+LOCAL_EMBEDDER_MAX_CHUNK_TOKENS = 210
 DEFAULT_LOCAL_MODEL = "local/smollm2-135m-instruct"
 
 
@@ -116,6 +117,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _chunks_fit_the_local_embedder(self) -> Settings:
+        # MiniLM reads 256 WordPiece tokens; 210 cl100k tokens plus the title stay within that.
+        if self.embedding_model == LOCAL_EMBEDDER and self.chunk_tokens > LOCAL_EMBEDDER_MAX_CHUNK_TOKENS:
+            raise ValueError(
+                f"ASSISTANT_CHUNK_TOKENS ({self.chunk_tokens}) is more than the local embedder reads "
+                f"({LOCAL_EMBEDDER_MAX_CHUNK_TOKENS}); lower it or choose another ASSISTANT_EMBEDDING_MODEL"
+            )
+        return self
 
     @model_validator(mode="after")
     def _overlap_below_chunk(self) -> Settings:

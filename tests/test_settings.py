@@ -40,6 +40,12 @@ def test_overlap_must_be_smaller_than_chunk():
         Settings(chunk_tokens=64, chunk_overlap_tokens=64)
 
 
+def test_chunks_longer_than_the_local_embedder_reads_are_rejected():
+    with pytest.raises(ValidationError, match="local embedder"):
+        Settings(chunk_tokens=512)
+    assert Settings(chunk_tokens=512, embedding_model="openai/text-embedding-3-small").chunk_tokens == 512
+
+
 def test_every_field_is_described():
     for name, field in Settings.model_fields.items():
         assert field.description, f"Settings.{name} has no description"
