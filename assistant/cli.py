@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     digest = commands.add_parser("digest", parents=[common], help="the collection's themes, each with a cited paragraph")
     digest.add_argument("--json", action="store_true")
+    app = commands.add_parser("app", parents=[common], help="open the chat app in the browser (Streamlit)")
+    app.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
+    app.add_argument("--address", default="127.0.0.1", help="bind address; expose it only behind authentication")
     return parser
 
 
@@ -344,7 +347,35 @@ def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    app_file = Path(__file__).resolve().parents[1] / "streamlit_app.py"
+    if not app_file.is_file():
+        raise CliError(f"the app is not beside the package ({app_file}); install with `pip install -e .`", EXIT_BAD_INPUT)
+    env = dict(os.environ)
+    # The app builds its own Settings from the environment: pass the command-line choices on.
+    for field, value in (
+        ("STORE_DIR", settings.store_dir),
+        ("CHROMA_URL", settings.chroma_url_str),
+        ("COLLECTION", settings.collection),
+        ("MODEL", settings.model),
+    ):
+        if value is not None:
+            env[f"ASSISTANT_{field}"] = str(value)
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app_file),
+        "--server.address", args.address, "--server.port", str(args.port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+    print(f"Paper Assistant on http://{args.address}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
+    return subprocess.call(command, env=env)
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "app": cmd_app,
     "ingest": cmd_ingest,
     "papers": cmd_papers,
     "search": cmd_search,

@@ -1,0 +1,58 @@
+"""Digest: the whole collection grouped into themes, each with one cited paragraph."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import ui
+from assistant import app_support as support
+from assistant.models import Digest
+
+RESULT = "digest_result"
+
+session = ui.current()
+assistant = session.assistant
+
+st.title("Digest")
+st.caption(
+    "A briefing on the whole collection: papers grouped into themes by their content, each theme named and "
+    "summed up in one paragraph that cites its papers."
+)
+
+# A digest belongs to one state of the collection and one model; a re-ingest or another model asks for a new one.
+result_key = (session.store.revision(), assistant.settings.model)
+stored: tuple[tuple[str, str], Digest] | None = st.session_state.get(RESULT)
+current = stored is not None and stored[0] == result_key
+label = "Write the digest again" if current else "Write the digest"
+wanted = st.button(label, type="secondary" if current else "primary", icon=":material/summarize:")
+
+if wanted:
+    slot = st.empty()
+    try:
+        with slot.container():
+            streamed = ui.stream(assistant.stream_digest, "Grouping the papers into themes…")
+        st.session_state[RESULT] = (result_key, streamed.result)
+    except support.EXPECTED_ERRORS as exc:
+        with slot.container():
+            ui.show_error(exc, getattr(exc, "partial_text", ""))
+    else:
+        st.rerun()  # drawn again from the stored digest, under the right button
+
+if current and stored is not None:
+    digest = stored[1]
+    papers = assistant.papers()
+    st.download_button(
+        "Export as Markdown",
+        data=support.digest_export(digest, papers),
+        file_name=support.download_name("digest"),
+        mime="text/markdown",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+    for number, theme in enumerate(digest.themes, start=1):
+        scope = f"theme {number}"
+        sources = support.theme_sources(theme.paper_ids, papers)
+        st.subheader(f"{number}. {support.inline_literal(theme.name)}", anchor=False)
+        st.markdown(support.cited_markdown(theme.paragraph, sources, scope, theme.unsupported))
+        ui.flagged_note(theme.paragraph, theme.unsupported)
+        ui.source_cards(sources, scope, key=f"theme-{number}")

@@ -1,0 +1,87 @@
+"""Papers: search and sort the collection; per paper its abstract, a one-paragraph summary, and shortcuts."""
+
+from __future__ import annotations
+
+import math
+
+import streamlit as st
+
+from app_pages import ui
+from assistant import app_support as support
+from assistant.models import Paper, Summary
+from assistant.summarize import stream_summary
+
+PAGE_SIZE = 20
+SUMMARIES = "paper_summaries"
+
+session = ui.current()
+assistant = session.assistant
+papers = assistant.papers()
+# Per model: a summary written by another model is not what the picker promises.
+summaries: dict[str, Summary] = st.session_state.setdefault(SUMMARIES, {}).setdefault(assistant.settings.model, {})
+
+st.title("Papers")
+search_column, order_column = st.columns([3, 1])
+query = search_column.text_input(
+    "Search", placeholder="words of a title, an author, the abstract or an id", key="paper_query"
+)
+order = order_column.selectbox("Sort by", list(support.SORT_ORDERS), key="paper_order")
+shown = support.SORT_ORDERS[order](support.filter_papers(papers, query))
+st.caption(f"{len(shown)} of {len(papers)} papers")
+
+pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
+page = 1
+if pages > 1:
+    page = int(st.number_input("Page", min_value=1, max_value=pages, value=1, key="paper_page"))
+
+
+def summary_view(summary: Summary) -> None:
+    st.markdown(support.cited_markdown(summary.summary, [], "summary", summary.unsupported))
+    ui.flagged_note(summary.summary, summary.unsupported)
+    ui.notices(summary.notices)
+    if summary.cached:
+        st.caption(":material/bolt: From the summary cache.")
+
+
+def summarize(paper: Paper) -> None:
+    """Stream the summary, then show it checked; the service caches it on disk, so asking again is instant."""
+    slot = st.empty()
+    try:
+        with slot.container():
+            streamed = ui.stream(
+                lambda: stream_summary(
+                    paper,
+                    backend=assistant.backend,
+                    settings=assistant.settings,
+                    embedder=assistant.store.embedder,
+                    cache=assistant.summary_cache,
+                ),
+                "Summarizing…",
+            )
+        summaries[paper.paper_id] = streamed.result
+    except support.EXPECTED_ERRORS as exc:
+        with slot.container():
+            ui.show_error(exc, getattr(exc, "partial_text", ""))
+    else:
+        with slot.container():
+            summary_view(summaries[paper.paper_id])
+
+
+for paper in shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
+    with st.expander(support.inline_literal(paper.title), key=f"paper-{paper.paper_id}"):
+        st.markdown(support.paper_details(paper))
+        st.markdown(support.literal_markdown(paper.abstract))
+        summarize_column, ask_column, compare_column = st.columns(3)
+        wants_summary = summarize_column.button(
+            "One-paragraph summary", key=f"summarize-{paper.paper_id}", icon=":material/short_text:"
+        )
+        if ask_column.button("Ask about this paper", key=f"ask-{paper.paper_id}", icon=":material/forum:"):
+            st.session_state[ui.PENDING_QUESTION] = support.ask_about(paper)
+            st.switch_page(ui.CHAT_PAGE)
+        if compare_column.button("Compare with…", key=f"compare-{paper.paper_id}", icon=":material/compare:"):
+            st.session_state[ui.COMPARE_PRESELECT] = [paper.paper_id]
+            st.switch_page(ui.COMPARE_PAGE)
+        if wants_summary and paper.paper_id not in summaries:
+            summarize(paper)
+        elif paper.paper_id in summaries:
+            summary_view(summaries[paper.paper_id])
