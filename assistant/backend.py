@@ -57,9 +57,12 @@ class Generation:
                     self._received.append(piece)
                     yield piece
         except LLMError as exc:
-            self.cut = True
             partial = "".join(self._received)
-            self.error = LLMError(f"{exc} (the reply was cut after {len(partial)} characters)", partial_text=partial)
+            if partial:
+                self.cut = True
+                self.error = LLMError(f"{exc} (the reply was cut after {len(partial)} characters)", partial_text=partial)
+            else:
+                self.error = exc
             raise self.error from exc
         finally:
             self._done = True

@@ -169,8 +169,11 @@ class LiteLLMEmbeddingFunction:
     the model string and the api base are ever stored.
     """
 
-    def __init__(self, model: str, *, api_base: str | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str, *, api_base: str | None = None, batch_size: int = 64, settings: Settings | None = None
+    ) -> None:
         self.model = model
+        self.settings = settings
         self.api_base = api_base
         self.batch_size = batch_size
 
@@ -206,7 +209,7 @@ class LiteLLMEmbeddingFunction:
         vectors: list[np.ndarray] = []
         for start in range(0, len(input), self.batch_size):
             batch = list(input[start : start + self.batch_size])
-            for vector in embed_texts(self.model, batch, api_base=self.api_base):
+            for vector in embed_texts(self.model, batch, self.settings, api_base=self.api_base):
                 array = np.asarray(vector, dtype=np.float32)
                 vectors.append(array / max(float(np.linalg.norm(array)), 1e-12))
         return vectors
@@ -231,7 +234,10 @@ def build_embedder(settings: Settings | None = None) -> Embedder:
                 )
             else:
                 embedder = LiteLLMEmbeddingFunction(
-                    settings.embedding_model, api_base=settings.api_base_str, batch_size=settings.embedding_batch_size
+                    settings.embedding_model,
+                    api_base=settings.api_base_str,
+                    batch_size=settings.embedding_batch_size,
+                    settings=settings,
                 )
             _shared_embedders[key] = embedder
         return _shared_embedders[key]

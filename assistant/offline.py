@@ -31,5 +31,7 @@ def apply_offline_defaults() -> None:
             os.environ["TIKTOKEN_CACHE_DIR"] = str(bundled)
     # Hugging Face libraries must never reach for the hub: all weights come from packages.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # Spinning OpenMP workers starve llama.cpp on a busy 2-core machine (about 5x slower decoding).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Chroma's anonymous telemetry would try the network on every client start.
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")

@@ -1,0 +1,1 @@
+"""Prompt templates as TOML data files; loaded and validated by ``assistant.prompts``."""

@@ -1,0 +1,160 @@
+"""The bundled offline model, run in-process by llama-cpp-python, through LiteLLMBackend.
+
+Slow: loads SmolLM2-135M (and Gemma 3 270M once). Replies are capped at a few tokens
+and decoding is greedy (temperature 0), so answers are repeatable.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llm_fixtures import GEMMA3, SMOLLM2, local_model_unavailable, make_settings
+
+import assistant.llm as llm
+from assistant.backend import LLMError
+from assistant.llm import LiteLLMBackend, LocalCallConfig, load_local_model
+from assistant.models import Message
+from assistant.settings import Settings
+from assistant.tokens import count_tokens as cl100k_tokens
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(local_model_unavailable() is not None, reason=str(local_model_unavailable())),
+]
+
+COLOR_QUESTION = [
+    Message(role="system", content="You are a concise assistant."),
+    Message(role="user", content="Name one primary colour. Answer with one word."),
+]
+CAPITAL_QUESTION = [Message(role="user", content="What is the capital of France? Answer in one short sentence.")]
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(tmp_path_factory.mktemp("local"), model=SMOLLM2.model_string, max_answer_tokens=16)
+
+
+@pytest.fixture(scope="module")
+def backend(settings: Settings) -> LiteLLMBackend:
+    return LiteLLMBackend(settings)
+
+
+def test_streamed_reply(backend: LiteLLMBackend, settings: Settings) -> None:
+    generation = backend.generate(COLOR_QUESTION)
+    pieces = list(generation)
+    assert pieces and "".join(pieces).strip()
+    assert generation.model == "local/smollm2-135m-instruct"
+    assert not generation.cut
+    usage = generation.usage
+    assert usage.prompt_tokens > sum(cl100k_tokens(m.content) for m in COLOR_QUESTION) // 2
+    assert 0 < usage.completion_tokens <= settings.max_answer_tokens + 1
+
+
+def test_whole_reply(backend: LiteLLMBackend) -> None:
+    generation = backend.generate(CAPITAL_QUESTION)
+    assert "Paris" in generation.text
+    assert generation.usage.completion_tokens > 0
+
+
+def test_two_threads_at_once_both_get_their_own_answer(backend: LiteLLMBackend) -> None:
+    results: dict[str, str] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def ask(label: str, question: list[Message]) -> None:
+        try:
+            start.wait()
+            results[label] = "".join(backend.generate(question))
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=ask, args=("color", COLOR_QUESTION)),
+        threading.Thread(target=ask, args=("capital", CAPITAL_QUESTION)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors
+    # One generation at a time per model: interleaved decoding would garble these.
+    assert "Paris" in results["capital"]
+    assert any(colour in results["color"].lower() for colour in ("red", "blue", "yellow", "green"))
+
+
+def test_a_reply_dropped_half_read_frees_the_model(backend: LiteLLMBackend, settings: Settings) -> None:
+    story = [Message(role="user", content="Write a long story about a robot who learns to paint.")]
+    generation = backend.generate(story, max_tokens=200)
+    pieces = iter(generation)
+    assert next(pieces)
+    del pieces, generation
+    config = LocalCallConfig.for_settings(SMOLLM2, settings)
+    assert not load_local_model(config.path, n_ctx=config.n_ctx, n_threads=config.n_threads).lock.locked()
+    assert "Paris" in backend.generate(CAPITAL_QUESTION).text
+
+
+def test_count_tokens_uses_the_models_own_tokenizer(backend: LiteLLMBackend, settings: Settings) -> None:
+    text = "We reach 87.3% accuracy on ImageNet-1K with 1,234,567 parameters."
+    config = LocalCallConfig.for_settings(SMOLLM2, settings)
+    loaded = load_local_model(config.path, n_ctx=config.n_ctx, n_threads=config.n_threads)
+    assert backend.count_tokens(text) == len(loaded.llama.tokenize(text.encode(), add_bos=False))
+    assert backend.count_tokens(text) != cl100k_tokens(text)
+
+
+def test_prompt_longer_than_the_window(tmp_path: Path) -> None:
+    small = LiteLLMBackend(make_settings(tmp_path, model=SMOLLM2.model_string, local_context_tokens=512))
+    long_question = [Message(role="user", content="aTLAS composes task vectors. " * 200)]
+    with pytest.raises(LLMError, match="too long .* raise ASSISTANT_LOCAL_CONTEXT_TOKENS"):
+        _ = small.generate(long_question).text
+
+
+def test_timeout(tmp_path: Path) -> None:
+    hurried = LiteLLMBackend(make_settings(tmp_path, model=SMOLLM2.model_string, timeout_s=0.001))
+    with pytest.raises(LLMError, match="no reply from local/smollm2-135m-instruct within 0.001 s"):
+        _ = hurried.generate(COLOR_QUESTION).text
+
+
+def test_plain_litellm_completion_whole_and_streamed(settings: Settings) -> None:
+    """The provider works for any litellm caller, not only LiteLLMBackend (benchmarks use this)."""
+    litellm: Any = llm._litellm()
+    messages = [m.model_dump() for m in CAPITAL_QUESTION]
+    whole = litellm.completion(model=SMOLLM2.model_string, messages=messages, max_tokens=12, temperature=0.0)
+    assert "Paris" in whole.choices[0].message.content
+    assert whole.usage.prompt_tokens > 0 and 0 < whole.usage.completion_tokens <= 12
+
+    stream = litellm.completion(
+        model=SMOLLM2.model_string, messages=messages, max_tokens=12, temperature=0.0, stream=True
+    )
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert "Paris" in streamed
+
+
+def test_gemma3_base_model_answers_from_a_plain_transcript(tmp_path: Path) -> None:
+    if llm.local_model_missing(GEMMA3):
+        pytest.skip(str(llm.local_model_missing(GEMMA3)))
+    gemma_settings = make_settings(tmp_path, model=GEMMA3.model_string, max_answer_tokens=16)
+    generation = LiteLLMBackend(gemma_settings).generate(CAPITAL_QUESTION)
+    assert generation.text.strip()
+    assert generation.model == "local/gemma3-270m"
+    assert (tmp_path / "models" / "gemma-3-270m-q4_k_m.gguf").is_file()
+
+    gemma_config = LocalCallConfig.for_settings(GEMMA3, gemma_settings)
+    gemma = load_local_model(gemma_config.path, n_ctx=gemma_config.n_ctx, n_threads=gemma_config.n_threads)
+    assert not gemma.has_chat_template
+    prompt_tokens, stop, _ = gemma.encode([m.model_dump() for m in CAPITAL_QUESTION])
+    assert gemma.llama.detokenize(prompt_tokens).decode().endswith("Answer in one short sentence.\n\nAssistant:")
+    assert "\nUser:" in stop
+
+
+def test_smollm2_uses_its_own_chat_template(settings: Settings) -> None:
+    config = LocalCallConfig.for_settings(SMOLLM2, settings)
+    smollm2 = load_local_model(config.path, n_ctx=config.n_ctx, n_threads=config.n_threads)
+    assert smollm2.has_chat_template
+    prompt_tokens, _, _ = smollm2.encode([m.model_dump() for m in COLOR_QUESTION])
+    prompt = smollm2.llama.detokenize(prompt_tokens, special=True).decode()
+    assert prompt.startswith("<|im_start|>system\nYou are a concise assistant.<|im_end|>")
+    assert prompt.endswith("<|im_start|>assistant\n")
