@@ -1,0 +1,178 @@
+"""The day's digest: papers grouped into themes, each theme named and given one cited paragraph.
+
+Themes come from clustering the papers' vectors, so every paper lands in exactly one.
+The model names each theme (the theme's top keywords when its name is unusable) and
+writes a paragraph citing the theme's papers as [n], where n is the paper's position in
+the theme's ``paper_ids``; a paragraph the papers do not support is replaced by one
+key sentence per paper.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator, Sequence
+
+from assistant.backend import LLMBackend
+from assistant.budget import context_budget, pack_context
+from assistant.embeddings import Embedder
+from assistant.models import Digest, Paper, Source, Theme, Usage
+from assistant.prompts import fence_sources, load_prompt
+from assistant.qa import (
+    Streamed,
+    mostly_unsupported,
+    says_not_covered,
+    source_of,
+    strip_echoed_prompt,
+    validate_citations,
+)
+from assistant.settings import Settings
+from assistant.store import PaperStore
+from assistant.summarize import one_paragraph
+from assistant.support import check_support, extractive_summary, split_sentences
+from assistant.themes import cluster_papers, theme_keywords
+
+NAME_MAX_TOKENS = 16
+NAME_MAX_WORDS = 6
+PARAGRAPH_MAX_TOKENS = 300
+PARAGRAPH_MAX_WORDS = 220
+# The opening sentences state what a paper does; they are enough to place it in a theme.
+SENTENCES_PER_SOURCE = 2
+FALLBACK_SENTENCE_WORDS = 35
+
+_NAME_LABEL = re.compile(r"^\s*(?:theme(?:\s+name)?|name|research theme)\s*:\s*", re.IGNORECASE)
+_NOT_A_NAME = re.compile(r"\[\d+\]|\b(?:not|papers?|collection|sources?)\b|[?!]", re.IGNORECASE)
+
+
+def _clean_name(reply: str) -> str:
+    """A usable theme name from the reply, or "" (too long, a sentence, a refusal, or no letters)."""
+    line = next((line for line in reply.strip().splitlines() if line.strip()), "")
+    line = _NAME_LABEL.sub("", line).strip().strip("\"'*`#").strip()
+    name = line.rstrip(".").strip()
+    # A name is a noun phrase: a reply ending like a sentence is the model talking, not naming.
+    sentence_like = line.endswith(".") and len(name.split()) > 3
+    if sentence_like or _NOT_A_NAME.search(name) or not re.search(r"[A-Za-z]{3}", name):
+        return ""
+    if not 1 <= len(name.split()) <= NAME_MAX_WORDS:
+        return ""
+    return name[0].upper() + name[1:]
+
+
+def keyword_name(keywords: Sequence[str]) -> str:
+    """The theme's top keywords as its name, first letter raised ("LoRA" keeps its case)."""
+    name = ", ".join(keywords[:3])
+    return name[0].upper() + name[1:] if name else "Other papers"
+
+
+def _opening(abstract: str) -> str:
+    return " ".join(split_sentences(abstract)[:SENTENCES_PER_SOURCE]) or abstract
+
+
+def theme_sources(papers: Sequence[Paper], *, backend: LLMBackend, fixed_tokens: int) -> list[Source]:
+    """The theme's papers as numbered sources (their opening sentences), as many as the context holds."""
+    budget = context_budget(backend, fixed_messages_tokens=fixed_tokens, reserve_for_answer=PARAGRAPH_MAX_TOKENS)
+    packed = pack_context(
+        list(papers),
+        cost=lambda paper: backend.count_tokens(fence_sources([(len(papers), paper.title, _opening(paper.abstract))])) + 2,
+        budget=budget,
+    )
+    kept = {paper.paper_id for paper in packed.kept}
+    # Numbers follow the theme's paper order, so [n] is always the theme's n-th paper.
+    return [source_of(n, paper, _opening(paper.abstract)) for n, paper in enumerate(papers, start=1) if paper.paper_id in kept]
+
+
+def fallback_paragraph(papers: Sequence[Paper], embedder: Embedder) -> str:
+    """One key sentence per paper, each cited: grounded by construction."""
+    sentences = []
+    for n, paper in enumerate(papers, start=1):
+        key = one_paragraph(extractive_summary(paper.abstract, embedder, max_sentences=1, max_words=FALLBACK_SENTENCE_WORDS))
+        sentences.append(f"{key.rstrip('.')} [{n}].")
+    return " ".join(sentences)
+
+
+def one_paragraph_keep_citations(text: str) -> str:
+    """Lines joined into one paragraph, bounded in words; citation markers kept for validation."""
+    flat = " ".join(line.strip().lstrip("-*•# ").strip() for line in text.strip().splitlines() if line.strip())
+    words = flat.split()
+    if len(words) <= PARAGRAPH_MAX_WORDS:
+        return flat
+    cut = " ".join(words[:PARAGRAPH_MAX_WORDS])
+    last_stop = max(cut.rfind(". "), cut.rfind(".["))
+    return cut[: last_stop + 1] if last_stop > 0 else cut + "…"
+
+
+def digest_markdown(digest: Digest, titles: dict[str, str]) -> str:
+    """Each theme as a heading, its paragraph, and its papers by number (``titles``: paper_id -> title)."""
+    parts = []
+    for theme in digest.themes:
+        papers = "\n".join(f"[{n}] {titles.get(pid, pid)}" for n, pid in enumerate(theme.paper_ids, start=1))
+        parts.append(f"## {theme.name}\n\n{theme.paragraph}\n\n{papers}")
+    return "\n\n".join(parts)
+
+
+def _theme_steps(
+    papers: Sequence[Paper], keywords: Sequence[str], *, backend: LLMBackend, settings: Settings, embedder: Embedder
+) -> Generator[str, None, tuple[Theme, Usage]]:
+    name_prompt = load_prompt("theme")
+    paragraph_prompt = load_prompt("theme_paragraph")
+    fixed = sum(backend.count_tokens(m.content) for m in paragraph_prompt.render(theme="", sources=""))
+    sources = theme_sources(papers, backend=backend, fixed_tokens=fixed)
+    fenced = fence_sources([(s.n, s.title, s.text) for s in sources])
+
+    naming = backend.generate(name_prompt.render(sources=fenced), max_tokens=NAME_MAX_TOKENS, temperature=settings.temperature)
+    name = _clean_name(strip_echoed_prompt(naming.text)) or keyword_name(keywords)
+    yield f"## {name}\n\n"
+
+    writing = backend.generate(
+        paragraph_prompt.render(theme=name, sources=fenced),
+        max_tokens=min(settings.max_answer_tokens, PARAGRAPH_MAX_TOKENS),
+        temperature=settings.temperature,
+    )
+    yield from writing
+    yield "\n\n"
+    paragraph, citations = validate_citations(one_paragraph_keep_citations(strip_echoed_prompt(writing.text)), sources)
+    written = paragraph and not says_not_covered(paragraph, bool(citations))
+    report = check_support(paragraph, sources, embedder) if written else None
+    unsupported: list[str] = []
+    if report is None or mostly_unsupported(report.unsupported_share):
+        paragraph = fallback_paragraph(papers, embedder)
+    else:
+        unsupported = list(report.unsupported)
+    theme = Theme(name=name, paper_ids=[p.paper_id for p in papers], paragraph=paragraph, unsupported=unsupported)
+    return theme, naming.usage + writing.usage
+
+
+def _digest_steps(store: PaperStore, backend: LLMBackend, settings: Settings) -> Generator[str, None, Digest]:
+    vectors = store.paper_vectors()
+    clusters = cluster_papers(vectors)
+    papers_by_id = store.get_papers(list(vectors))
+    keywords = theme_keywords(list(papers_by_id.values()), clusters, n=4)
+    themes: list[Theme] = []
+    usage = Usage()
+    for cluster, cluster_keywords in zip(clusters, keywords, strict=True):
+        members = [papers_by_id[pid] for pid in cluster if pid in papers_by_id]
+        if not members:
+            continue
+        theme, theme_usage = yield from _theme_steps(
+            members, cluster_keywords, backend=backend, settings=settings, embedder=store.embedder
+        )
+        themes.append(theme)
+        usage = usage + theme_usage
+    return Digest(themes=themes, model=backend.model, usage=usage)
+
+
+def stream_digest(
+    *, store: PaperStore | None = None, backend: LLMBackend | None = None, settings: Settings | None = None
+) -> Streamed[Digest]:
+    """Like :func:`digest`, but each theme's heading and paragraph can be shown as they are written."""
+    settings = settings or (store.settings if store is not None else Settings())
+    store = store or PaperStore(settings)
+    if backend is None:
+        from assistant.llm import build_backend
+
+        backend = build_backend(settings)
+    return Streamed(_digest_steps(store, backend, settings))
+
+
+def digest(*, store: PaperStore | None = None, backend: LLMBackend | None = None, settings: Settings | None = None) -> Digest:
+    """The collection grouped into named themes, each with one cited, support-checked paragraph."""
+    return stream_digest(store=store, backend=backend, settings=settings).result
