@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     digest = commands.add_parser("digest", parents=[common], help="the collection's themes, each with a cited paragraph")
     digest.add_argument("--json", action="store_true")
+    evaluation = commands.add_parser("eval", parents=[common], help="measure retrieval and answers on a JSONL set")
+    evaluation.add_argument("file", metavar="FILE.jsonl", help="lines with kind, question, gold_titles, must_mention")
+    evaluation.add_argument("--retrieval-only", action="store_true", help="skip the model: recall and MRR only")
+    evaluation.add_argument("-k", type=int, default=5, help="retrieval depth for recall@k (default 5)")
+    evaluation.add_argument("--json", action="store_true")
+
     app = commands.add_parser("app", parents=[common], help="open the chat app in the browser (Streamlit)")
     app.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     app.add_argument("--address", default="127.0.0.1", help="bind address; expose it only behind authentication")
@@ -347,6 +353,35 @@ def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from assistant.evaluation import EvalFileError, evaluate, format_report
+
+    def show_progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\revaluating {done}/{total}" + ("\n" if done >= total else ""))
+            sys.stderr.flush()
+
+    try:
+        with _assistant_errors():
+            report = evaluate(
+                Path(args.file),
+                assistant=None if args.retrieval_only else _assistant(settings),
+                settings=settings,
+                retrieval_only=args.retrieval_only,
+                k=args.k,
+                progress=show_progress,
+            )
+    except (EvalFileError, ValueError) as exc:
+        raise CliError(str(exc), EXIT_BAD_INPUT) from exc
+    if args.json:
+        _print_json(report)
+    else:
+        print(format_report(report))
+    return EXIT_OK
+
+
 def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     import os
     import subprocess
@@ -376,6 +411,7 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "app": cmd_app,
+    "eval": cmd_eval,
     "ingest": cmd_ingest,
     "papers": cmd_papers,
     "search": cmd_search,
