@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -104,7 +105,12 @@ class Retriever:
             if ids["revision"] != revision:
                 return None
             model = bm25s.BM25.load(str(self._cache_dir / "bm25"), show_progress=False) if ids["chunk_ids"] else None
-        except (OSError, ValueError, KeyError):
+            documents = int(model.scores["num_docs"]) if model is not None else 0
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        # Another process may swap the folder between the two reads above: a model whose
+        # rows are not these chunk ids would map hits to the wrong chunks, or past the list.
+        if documents != len(ids["chunk_ids"]) or len(ids["paper_ids"]) != len(ids["chunk_ids"]):
             return None
         return _Bm25Index(revision, model, ids["chunk_ids"], ids["paper_ids"])
 
@@ -121,11 +127,12 @@ class Retriever:
         return index
 
     def _save(self, index: _Bm25Index) -> None:
-        # Written to a fresh folder and swapped in, so a reader never sees half an index.
-        staging = self._cache_dir.with_name(self._cache_dir.name + ".tmp")
+        # Written to a fresh folder of this writer's own (other sessions and processes may be
+        # saving the same index at once) and swapped in, so a reader never sees half an index.
+        staging: Path | None = None
         try:
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
+            self._cache_dir.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f"{self._cache_dir.name}.tmp-", dir=self._cache_dir.parent))
             if index.model is not None:
                 index.model.save(str(staging / "bm25"), show_progress=False)
             payload = {"revision": index.revision, "chunk_ids": index.chunk_ids, "paper_ids": index.paper_ids}
@@ -134,7 +141,8 @@ class Retriever:
             staging.rename(self._cache_dir)
         except OSError:
             # A read-only data folder only costs a rebuild at the next start.
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
 
     # --- search ---------------------------------------------------------------------
     def embed_query(self, query: str) -> np.ndarray:

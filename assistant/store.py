@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import chromadb
 import numpy as np
+from filelock import FileLock, Timeout
 from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions import register_embedding_function
 
@@ -33,6 +34,10 @@ for _embedder_class in (MiniLMEmbeddingFunction, LiteLLMEmbeddingFunction):
 
 SCHEMA_VERSION = 1
 _PAGE = 5000
+# Writers of one embedded store take this lock in its folder (see ingestion.pipeline.ingest_lock).
+INGEST_LOCK_FILE = ".ingest.lock"
+# Deleting this id (never a chunk id: those are "paper_id:n") is a write that changes nothing.
+_CATCH_UP_ID = "__catch-up__"
 
 
 class StoreUnavailable(RuntimeError):
@@ -125,6 +130,8 @@ class PaperStore:
         self._client = self._connect()
         self._collection = self._open_collection()
         self._meta = self._open_meta_collection()
+        # The revision this process's vector index is known to include (None: not checked yet).
+        self._indexed_revision: str | None = None
 
     # --- opening --------------------------------------------------------------------
     @_explained("open")
@@ -270,9 +277,34 @@ class PaperStore:
                 sums[paper_id] = sums[paper_id] + vector if paper_id in sums else vector.copy()
         return {pid: v / max(float(np.linalg.norm(v)), 1e-12) for pid, v in sums.items()}
 
+    def _catch_up(self) -> None:
+        """Make this process's vector index include what other processes wrote to the embedded store.
+
+        Embedded Chroma loads its vector index once per process and applies other processes'
+        writes only when this process writes itself: an app left open while
+        `paper-assistant ingest` runs would list the new papers (read from SQLite) but never
+        find them by meaning. A write that changes nothing (deleting an id no chunk has)
+        applies them. It is a write, so it takes the ingest lock, and skips while an ingest holds it.
+        """
+        if self.settings.chroma_url_str:
+            return
+        revision = self.revision()
+        if revision == self._indexed_revision:
+            return
+        lock = FileLock(str(self.settings.resolved_store_dir / INGEST_LOCK_FILE), timeout=0)
+        try:
+            with lock:
+                self._collection.delete(ids=[_CATCH_UP_ID])
+        except Timeout:
+            return  # an ingest is writing: catch up after it
+        except Exception:  # noqa: BLE001 - e.g. a read-only folder: search what is indexed
+            return
+        self._indexed_revision = revision
+
     @_explained("search")
     def query(self, vector: np.ndarray, n_results: int, where: dict | None = None) -> list[tuple[str, str, str, float]]:
         """(chunk_id, paper_id, text, cosine similarity) of the nearest chunks, best first."""
+        self._catch_up()
         total = self._collection.count()
         if total == 0:
             return []

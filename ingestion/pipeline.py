@@ -16,7 +16,7 @@ from filelock import FileLock, Timeout
 
 from assistant.models import IngestReport, Paper, ReadResult
 from assistant.settings import Settings
-from assistant.store import PaperStore, StoreUnavailable
+from assistant.store import INGEST_LOCK_FILE, PaperStore, StoreUnavailable
 from ingestion.chunking import chunk_paper
 from ingestion.errors import IngestionError
 from ingestion.normalize import deduplicate
@@ -47,7 +47,7 @@ def ingest_lock(settings: Settings, timeout_s: float = 60.0) -> AbstractContextM
         store_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the store folder {store_dir}: {exc.strerror}") from exc
-    return FileLock(str(store_dir / ".ingest.lock"), timeout=timeout_s)
+    return FileLock(str(store_dir / INGEST_LOCK_FILE), timeout=timeout_s)
 
 
 def ingest_papers(

@@ -38,6 +38,17 @@ SUFFIX_FORMATS: dict[str, Format] = {
 }
 SUPPORTED = "a Daily Papers page (.txt), JSON (.json), JSON Lines (.jsonl) or CSV (.csv, .tsv)"
 
+# Code, executables and serialised objects are refused by name before a byte is read as data:
+# nothing is ever run or unpickled, and sniffing a script as page text would turn its
+# blank-line-separated blocks into "papers".
+REFUSED_SUFFIXES = frozenset(
+    {
+        ".py", ".pyw", ".pyc", ".pyo", ".pyd", ".pyz", ".ipynb", ".sh", ".bash", ".zsh", ".fish", ".bat", ".cmd",
+        ".ps1", ".js", ".mjs", ".cjs", ".rb", ".pl", ".php", ".exe", ".dll", ".so", ".dylib", ".jar", ".class",
+        ".pkl", ".pickle", ".dill", ".joblib", ".npy", ".npz", ".pt", ".pth", ".ckpt", ".safetensors", ".h5",
+        ".hdf5", ".onnx", ".gguf",
+    }
+)  # fmt: skip
 _SNIFF_BYTES = 64 * 1024
 # Enough to fix a file in a few passes; a million reasons about a wrong file help nobody.
 MAX_PROBLEMS_PER_FILE = 200
@@ -145,6 +156,12 @@ def _read_directory(directory: Path) -> ReadResult:
 
 
 def _read_stream(stream: BinaryIO, name: str) -> ReadResult:
+    refused = PurePath(name).suffix.lower()
+    if refused in REFUSED_SUFFIXES:
+        raise IngestionError(
+            f"{name}: {refused} files are not read (code and serialised objects are never run or loaded); "
+            f"expected {SUPPORTED}"
+        )
     head = stream.read(_SNIFF_BYTES)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         # Excel's "Unicode text" export; small enough in practice to re-encode in memory.
@@ -353,24 +370,66 @@ def _csv_delimiter(header_line: str) -> str | None:
     return None
 
 
+class _LineTap:
+    """The lines a CSV reader takes, and whether it ran into the end of the file while taking them."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.taken: list[str] = []
+        self.at_end = False
+
+    def __iter__(self) -> _LineTap:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self._lines)
+        except StopIteration:
+            self.at_end = True
+            raise
+        self.taken.append(line)
+        return line
+
+
+def _ends_inside_quotes(lines: list[str], delimiter: str) -> bool:
+    """The file's last row stops inside a quoted field: the file was cut off mid-row.
+
+    Python's lenient CSV reader hands back such a row as if it were complete, cut-off
+    abstract and all; its strict mode says "unexpected end of data" instead.
+    """
+    try:
+        for _ in csv.reader(lines, delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as error:
+        return "end of data" in str(error)
+    return False
+
+
 def _read_csv(stream: io.TextIOWrapper, head_text: str, suffix: str, collector: _Collector) -> None:
     header_line = _first_line(head_text.lstrip("\r\n"))
     delimiter = _csv_delimiter(header_line)
     if delimiter is None:
         delimiter = "\t" if suffix == ".tsv" else max((",", "\t", ";"), key=header_line.count)
-    reader = csv.reader(stream, delimiter=delimiter)
+    lines = _LineTap(stream)
+    reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] | None = None
     indexes: dict[str, int] = {}
     # Rows are numbered as a spreadsheet shows them: the header is row 1.
     row_number = 0
     while True:
         row_number += 1
+        lines.taken.clear()
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as error:
             collector.problem(f"row {row_number}", f"unreadable CSV ({error})")
+            continue
+        if lines.at_end and _ends_inside_quotes(lines.taken, delimiter):
+            collector.problem(
+                f"row {row_number}", "the file ends inside this row's quoted field: it looks cut off, so the row was skipped"
+            )
             continue
         if not any(cell.strip() for cell in row):
             continue
