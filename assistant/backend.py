@@ -37,9 +37,13 @@ class Generation:
         *,
         model: str,
         usage_of: Callable[[str], Usage] | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self._pieces = pieces
         self._usage_of = usage_of
+        # A server or proxy may echo credentials into its reply; the whole text is what
+        # every feature keeps and shows, so it is where secrets are masked.
+        self._redact = redact
         self._received: list[str] = []
         self._done = False
         self.model = model
@@ -60,6 +64,8 @@ class Generation:
             partial = "".join(self._received)
             if partial:
                 self.cut = True
+                if self._redact is not None:
+                    partial = self._redact(partial)
                 self.error = LLMError(f"{exc} (the reply was cut after {len(partial)} characters)", partial_text=partial)
             else:
                 self.error = exc
@@ -75,7 +81,8 @@ class Generation:
         if not self._done:
             for _ in self:
                 pass
-        return "".join(self._received)
+        text = "".join(self._received)
+        return self._redact(text) if self._redact is not None else text
 
     @property
     def usage(self) -> Usage:

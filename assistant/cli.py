@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -432,6 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:
         return EXIT_OK if exit_request.code == 0 else EXIT_BAD_INPUT
+    settings: Settings | None = None
     try:
         settings = settings_from(args)
         return COMMANDS[args.command](args, settings)
@@ -443,6 +445,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except (StoreUnavailable, EmbedderUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (OSError, sqlite3.Error) as exc:
+        folder = settings.data_dir if settings is not None else "the data folder"
+        print(
+            f"error: cannot use {folder} for conversations and caches ({exc}); "
+            f"make it writable or set ASSISTANT_DATA_DIR to another folder",
+            file=sys.stderr,
+        )
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

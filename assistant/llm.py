@@ -869,7 +869,10 @@ class LiteLLMBackend:
             report(lambda generation: generation.set_usage(usage))
 
         generation = Generation(
-            pieces(), model=self._model, usage_of=lambda text: self._estimate_usage(self._model, payload, text)
+            pieces(),
+            model=self._model,
+            usage_of=lambda text: self._estimate_usage(self._model, payload, text),
+            redact=redact_secrets,
         )
         generation_ref.append(weakref.ref(generation))
         return generation

@@ -473,12 +473,6 @@ def test_search_works_with_an_unwritable_data_folder(
     assert json.loads(out)["hits"][0]["title"].startswith("ZIP-FIT")
 
 
-@pytest.mark.xfail(
-    reason="service.PaperAssistant.__init__ builds summarize.SummaryCache (and cli.cmd_ask --session a "
-    "conversations.ConversationStore), whose mkdir/sqlite3.connect raise OSError/sqlite3.OperationalError; "
-    "cli.main catches neither, so the user gets a traceback instead of exit 3 and a message",
-    strict=True,
-)
 @pytest.mark.parametrize("session", [[], ["--session", "notes"]], ids=["ask", "ask-session"])
 def test_ask_with_an_unwritable_data_folder_is_exit_3_with_a_message(
     sample_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], session: list[str]

@@ -130,12 +130,6 @@ def test_connection_refused_carries_no_key(sample_store, caplog: pytest.LogCaptu
     assert_no_key(caplog.text, "the logs")
 
 
-@pytest.mark.xfail(
-    reason="a model reply that echoes the key (a proxy or server repeating the Authorization header) is shown "
-    "verbatim: qa/compare/summarize never pass model text through llm.redact_secrets, so Turn.text, "
-    "Answer.unsupported and the in-memory ChatTurn carry the key (only conversations.py redacts, on disk)",
-    strict=True,
-)
 def test_a_reply_echoing_the_key_is_not_shown_with_it(sample_store) -> None:  # noqa: ANN001
     echo = f"ZIP-FIT selects data by compression-based alignment [1]. The server saw Bearer {PLANTED_KEY} [1]."
     with fake_openai_server(default=Reply(text=echo)) as server:
