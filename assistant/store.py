@@ -347,7 +347,8 @@ class PaperStore:
         def flush() -> None:
             nonlocal written
             if ids:
-                self._collection.add(ids=ids[:], embeddings=vectors[:], documents=documents[:], metadatas=metadatas[:])
+                # upsert: chunk ids are stable, so a second writer of the same paper overwrites, never doubles.
+                self._collection.upsert(ids=ids[:], embeddings=vectors[:], documents=documents[:], metadatas=metadatas[:])
                 written += len(ids)
                 if on_batch is not None:
                     on_batch(len(ids))
