@@ -47,7 +47,26 @@ def _package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-class MiniLMEmbeddingFunction:
+class _UnitVectorEmbedder:
+    """What Chroma asks of every embedding function here: unit vectors, compared by cosine."""
+
+    def __call__(self, input: Sequence[str]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def embed_query(self, input: Sequence[str]) -> list[np.ndarray]:
+        return self(input)
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine", "ip", "l2"]
+
+    def is_legacy(self) -> bool:
+        return False
+
+
+class MiniLMEmbeddingFunction(_UnitVectorEmbedder):
     """all-MiniLM-L6-v2 with int8 weights on onnxruntime: no PyTorch, nothing downloaded.
 
     Same pipeline as sentence-transformers (WordPiece, max 256 tokens, mean pooling over
@@ -81,14 +100,6 @@ class MiniLMEmbeddingFunction:
     def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
         return MiniLMEmbeddingFunction(batch_size=config.get("batch_size", 64), threads=config.get("threads", 0))
 
-    def default_space(self) -> str:
-        return "cosine"
-
-    def supported_spaces(self) -> list[str]:
-        return ["cosine", "ip", "l2"]
-
-    def is_legacy(self) -> bool:
-        return False
 
     @staticmethod
     def model_file() -> Path:
@@ -158,11 +169,8 @@ class MiniLMEmbeddingFunction:
             vectors[batch] = self.forward([token_ids[i] for i in batch])
         return list(vectors)
 
-    def embed_query(self, input: Sequence[str]) -> list[np.ndarray]:
-        return self(input)
 
-
-class LiteLLMEmbeddingFunction:
+class LiteLLMEmbeddingFunction(_UnitVectorEmbedder):
     """A hosted embedding model through litellm (e.g. openai/text-embedding-3-small).
 
     The API key is read by litellm from the provider's usual environment variable; only
@@ -194,14 +202,6 @@ class LiteLLMEmbeddingFunction:
             config["model"], api_base=config.get("api_base"), batch_size=config.get("batch_size", 64)
         )
 
-    def default_space(self) -> str:
-        return "cosine"
-
-    def supported_spaces(self) -> list[str]:
-        return ["cosine", "ip", "l2"]
-
-    def is_legacy(self) -> bool:
-        return False
 
     def __call__(self, input: Sequence[str]) -> list[np.ndarray]:
         from assistant.llm import embed_texts
@@ -213,9 +213,6 @@ class LiteLLMEmbeddingFunction:
                 array = np.asarray(vector, dtype=np.float32)
                 vectors.append(array / max(float(np.linalg.norm(array)), 1e-12))
         return vectors
-
-    def embed_query(self, input: Sequence[str]) -> list[np.ndarray]:
-        return self(input)
 
 
 _shared_embedders: dict[tuple[str, str | None, int, int], Embedder] = {}
