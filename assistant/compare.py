@@ -4,8 +4,9 @@ A small model cannot fill a whole table reliably in one go, so every cell is its
 short question about one whole abstract ("What problem does this paper address?"). A
 cell the model leaves empty, or that the abstract does not support, is filled with the
 abstract sentence closest to the aspect, or "not stated in the abstract". Every cell
-cites its paper as [n]; the narrative is checked against the abstracts too and, when it
-is not grounded, rebuilt from the table.
+cites its paper as [n]. Of the narrative only the sentences the abstracts support and
+that cite a paper are kept; when those no longer compare two papers, the narrative is
+rebuilt from the papers' own words.
 """
 
 from __future__ import annotations
@@ -21,15 +22,7 @@ from assistant.backend import LLMBackend
 from assistant.embeddings import Embedder, build_embedder
 from assistant.models import Comparison, ComparisonAspect, Paper, PaperRef, Source, Usage
 from assistant.prompts import fence_sources, load_prompt
-from assistant.qa import (
-    Streamed,
-    cited,
-    mostly_unsupported,
-    says_not_covered,
-    source_of,
-    strip_echoed_prompt,
-    validate_citations,
-)
+from assistant.qa import Streamed, cited, grounded_sentences, says_not_covered, source_of, strip_echoed_prompt
 from assistant.settings import Settings
 from assistant.summarize import word_count
 from assistant.support import check_support, split_sentences
@@ -114,7 +107,12 @@ _OPENER = re.compile(
 )
 
 _ANSWER_LABEL = re.compile(r"^\s*(?:answer|a)\s*:\s*", re.IGNORECASE)
-_NOT_STATED_REPLY = re.compile(r"^\W*(?:not\s+stated|not\s+mentioned|none|n/?a|unknown)\b", re.IGNORECASE)
+# "not stated", "None.", or a sentence saying the abstract leaves it open: the model found nothing.
+_NOT_STATED_REPLY = re.compile(
+    r"^\W*(?:not\s+stated|not\s+mentioned|none|n/?a|unknown)\b"
+    r"|\b(?:is|are|was|were)\s+not\s+(?:specified|stated|mentioned|provided|given|described|reported|discussed|clear)\b",
+    re.IGNORECASE,
+)
 _MARKER = re.compile(r"\s*\[[^\]]*\]")
 
 
@@ -130,12 +128,18 @@ def _clean_cell(reply: str) -> str:
     """The first sentence of a reply, without labels or citation markers, at most CELL_MAX_WORDS."""
     line = next((line for line in strip_echoed_prompt(reply).splitlines() if line.strip()), "")
     line = _MARKER.sub("", _ANSWER_LABEL.sub("", line)).strip().strip("*").strip()
-    if not line or _NOT_STATED_REPLY.match(line) or says_not_covered(line, has_citations=False):
+    if not line or _NOT_STATED_REPLY.search(line) or says_not_covered(line, has_citations=False):
         return ""
     sentences = split_sentences(line)
     first = sentences[0] if sentences else line
     words = first.split()
     return first if len(words) <= CELL_MAX_WORDS else " ".join(words[:CELL_MAX_WORDS]).rstrip(",;:") + "…"
+
+
+def _grounded_claim(cell: str, paper: Paper, embedder: Embedder) -> bool:
+    """The cell says something (not only "the abstract does not say") and the abstract supports all of it."""
+    report = check_support(cell, [paper.abstract], embedder)
+    return not report.unsupported and any(verdict.kind == "claim" for verdict in report.sentences)
 
 
 def _quotable(sentence: str) -> str:
@@ -277,6 +281,10 @@ def _comparison_steps(
         fenced = fence_sources([(source.n, paper.title, paper.abstract)])
         used: set[str] = set()
         for index, aspect in enumerate(ASPECTS):
+            if aspect.cue_required and not aspect.cue.search(paper.abstract):
+                # Nothing in the abstract speaks to it: whatever a model wrote would be invented.
+                cells[aspect.name][paper.paper_id] = NOT_STATED
+                continue
             generation = backend.generate(
                 cell_prompt.render(source=fenced, question=aspect.question),
                 max_tokens=CELL_MAX_TOKENS,
@@ -286,7 +294,7 @@ def _comparison_steps(
             usage = usage + generation.usage
             # A small model often gives every aspect the same sentence: one row's worth is enough.
             repeated = text.casefold() in {cell.casefold() for cell in used}
-            if text and (repeated or check_support(text, [paper.abstract], embedder).unsupported):
+            if text and (repeated or not _grounded_claim(text, paper, embedder)):
                 text = ""
             if text:
                 used.add(text)
@@ -317,20 +325,17 @@ def _comparison_steps(
     )
     yield from generation
     usage = usage + generation.usage
-    narrative, citations = validate_citations(" ".join(strip_echoed_prompt(generation.text).split()), sources)
-    unsupported: list[str] = []
-    grounded_enough = narrative and not says_not_covered(narrative, bool(citations))
-    report = check_support(narrative, sources, embedder) if grounded_enough else None
-    if report is None or mostly_unsupported(report.unsupported_share):
+    kept, dropped = grounded_sentences(generation.text, sources, embedder)
+    narrative = " ".join(kept)
+    if len(set(re.findall(r"\[(\d+)\]", narrative))) < 2:
         narrative = table_narrative(papers, aspects)
-        notices.append("The model's narrative was not grounded in the abstracts, so it was rebuilt from the table.")
-    else:
-        unsupported = list(report.unsupported)
+        notices.append("The model's narrative did not compare the papers from their abstracts, so it was rebuilt from the table.")
+    elif dropped:
+        notices.append(f"{dropped} sentence(s) of the model's narrative were left out: not grounded in the abstracts.")
     return Comparison(
         papers=refs,
         aspects=aspects,
         narrative=narrative,
-        unsupported=unsupported,
         notices=notices,
         model=generation.model,
         usage=usage,

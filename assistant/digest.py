@@ -3,8 +3,8 @@
 Themes come from clustering the papers' vectors, so every paper lands in exactly one.
 The model names each theme (the theme's top keywords when its name is unusable) and
 writes a paragraph citing the theme's papers as [n], where n is the paper's position in
-the theme's ``paper_ids``; a paragraph the papers do not support is replaced by one
-key sentence per paper.
+the theme's ``paper_ids``. Only its sentences that the papers support and that cite one
+are kept; a paragraph mostly ungrounded is replaced by one key sentence per paper.
 """
 
 from __future__ import annotations
@@ -17,24 +17,16 @@ from assistant.budget import context_budget, pack_context
 from assistant.embeddings import Embedder
 from assistant.models import Digest, Paper, Source, Theme, Usage
 from assistant.prompts import fence_sources, load_prompt
-from assistant.qa import (
-    Streamed,
-    mostly_unsupported,
-    says_not_covered,
-    source_of,
-    strip_echoed_prompt,
-    validate_citations,
-)
+from assistant.qa import Streamed, grounded_sentences, source_of, strip_echoed_prompt
 from assistant.settings import Settings
 from assistant.store import PaperStore
 from assistant.summarize import one_paragraph
-from assistant.support import check_support, extractive_summary, split_sentences
+from assistant.support import extractive_summary, split_sentences
 from assistant.themes import cluster_papers, theme_keywords
 
 NAME_MAX_TOKENS = 16
 NAME_MAX_WORDS = 6
 PARAGRAPH_MAX_TOKENS = 300
-PARAGRAPH_MAX_WORDS = 220
 # The opening sentences state what a paper does; they are enough to place it in a theme.
 SENTENCES_PER_SOURCE = 2
 FALLBACK_SENTENCE_WORDS = 35
@@ -89,17 +81,6 @@ def fallback_paragraph(papers: Sequence[Paper], embedder: Embedder) -> str:
     return " ".join(sentences)
 
 
-def one_paragraph_keep_citations(text: str) -> str:
-    """Lines joined into one paragraph, bounded in words; citation markers kept for validation."""
-    flat = " ".join(line.strip().lstrip("-*•# ").strip() for line in text.strip().splitlines() if line.strip())
-    words = flat.split()
-    if len(words) <= PARAGRAPH_MAX_WORDS:
-        return flat
-    cut = " ".join(words[:PARAGRAPH_MAX_WORDS])
-    last_stop = max(cut.rfind(". "), cut.rfind(".["))
-    return cut[: last_stop + 1] if last_stop > 0 else cut + "…"
-
-
 def digest_markdown(digest: Digest, titles: dict[str, str]) -> str:
     """Each theme as a heading, its paragraph, and its papers by number (``titles``: paper_id -> title)."""
     parts = []
@@ -129,15 +110,10 @@ def _theme_steps(
     )
     yield from writing
     yield "\n\n"
-    paragraph, citations = validate_citations(one_paragraph_keep_citations(strip_echoed_prompt(writing.text)), sources)
-    written = paragraph and not says_not_covered(paragraph, bool(citations))
-    report = check_support(paragraph, sources, embedder) if written else None
-    unsupported: list[str] = []
-    if report is None or mostly_unsupported(report.unsupported_share):
-        paragraph = fallback_paragraph(papers, embedder)
-    else:
-        unsupported = list(report.unsupported)
-    theme = Theme(name=name, paper_ids=[p.paper_id for p in papers], paragraph=paragraph, unsupported=unsupported)
+    kept, dropped = grounded_sentences(writing.text, sources, embedder)
+    # Fewer grounded sentences than ungrounded ones: the model did not describe these papers.
+    paragraph = " ".join(kept) if kept and len(kept) >= dropped else fallback_paragraph(papers, embedder)
+    theme = Theme(name=name, paper_ids=[p.paper_id for p in papers], paragraph=paragraph)
     return theme, naming.usage + writing.usage
 
 

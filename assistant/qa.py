@@ -142,30 +142,63 @@ def papers_cited(citations: Sequence[Citation]) -> list[PaperRef]:
     return list(seen.values())
 
 
-def cited(text: str, n: int) -> str:
-    """``text`` with ``[n]`` before its closing full stop, where a citation belongs."""
+def cited(text: str, *numbers: int) -> str:
+    """``text`` with ``[n]`` markers before its closing full stop, where a citation belongs."""
     body = text.rstrip()
-    return f"{body[:-1]} [{n}]." if body.endswith(".") else f"{body} [{n}]"
+    markers = "".join(f"[{n}]" for n in numbers)
+    return f"{body[:-1]} {markers}." if body.endswith(".") else f"{body} {markers}"
 
 
-def attribute_citations(text: str, sources: Sequence[Source], report: SupportReport, embedder: Embedder) -> str:
-    """``text`` with each grounded sentence that cites nothing given the source that grounds it best.
+def settle_citations(text: str, sources: Sequence[Source], report: SupportReport, embedder: Embedder) -> str:
+    """``text`` with each claim citing the sources that ground it, as far as one can tell.
 
-    A small model often writes a sentence straight from a source and forgets its ``[n]``;
-    the support check, run against one source at a time, tells which source that is. A
-    sentence no single source supports stays uncited (and ``report`` flags it anyway).
+    A small model forgets the ``[n]`` of a sentence it copied from a source, or adds a
+    second paper that has nothing to do with it. Checked against one source at a time,
+    the support check tells which sources ground a sentence on their own: an uncited
+    sentence gets the best of them; a sentence citing several keeps those that ground it
+    (all of them when none does alone, and the joint check judges it as written).
     """
-    uncited = [verdict.text for verdict in report.sentences if verdict.kind == "claim" and not verdict.cited]
-    if not uncited:
+    unsettled = {
+        _CITATION_GROUP.sub("", verdict.text).strip().lstrip(":;,-– ").strip(): verdict
+        for verdict in report.sentences
+        if verdict.kind == "claim" and len(verdict.cited) != 1
+    }
+    if not unsettled:
         return text
-    best: dict[str, tuple[float, int]] = {}
+    grounding: dict[str, dict[int, float]] = {plain: {} for plain in unsettled}
     for source in sources:
-        for verdict in check_support(" ".join(uncited), [source], embedder).sentences:
-            if verdict.supported and verdict.score > best.get(verdict.text, (0.0, 0))[0]:
-                best[verdict.text] = (verdict.score, source.n)
-    for sentence, (_, n) in best.items():
-        text = text.replace(sentence, cited(sentence, n), 1)
+        for verdict in check_support(" ".join(unsettled), [source], embedder).sentences:
+            if verdict.supported and verdict.text in grounding:
+                grounding[verdict.text][source.n] = verdict.score
+    for plain, verdict in unsettled.items():
+        scores = grounding[plain]
+        if not verdict.cited and scores:
+            keep = [max(scores, key=scores.__getitem__)]
+        else:
+            keep = [n for n in verdict.cited if n in scores]
+        if keep and keep != verdict.cited:
+            text = text.replace(verdict.text, cited(plain, *keep), 1)
     return text
+
+
+def grounded_sentences(reply: str, sources: Sequence[Source], embedder: Embedder) -> tuple[list[str], int]:
+    """The reply's sentences that the sources support and that cite one (each once), and how many claims were not.
+
+    For text that speaks of several papers at once (a comparison's narrative, a digest
+    paragraph), where an ungrounded or unattributed sentence is worse than a shorter text.
+    Hedges and headings are neither kept nor counted.
+    """
+    text, _ = validate_citations(strip_echoed_prompt(reply), sources)
+    if not text:
+        return [], 0
+    report = check_support(text, sources, embedder)
+    settled = settle_citations(text, sources, report, embedder)
+    if settled != text:
+        text, _ = validate_citations(settled, sources)
+        report = check_support(text, sources, embedder)
+    claims = [verdict for verdict in report.sentences if verdict.kind == "claim"]
+    kept = list(dict.fromkeys(verdict.text for verdict in claims if verdict.supported and verdict.cited))
+    return kept, len(claims) - len(kept)
 
 
 def source_of(n: int, paper: Paper, text: str | None = None) -> Source:
@@ -494,10 +527,10 @@ def _finish(plan: _Plan, reply: str, *, model: str, usage: Usage, embedder: Embe
         )
     common = {"question": plan.question, "sources": plan.sources, "model": model, "usage": usage}
     report = check_support(text, plan.sources, embedder) if text else None
-    if report is not None and any(v.kind == "claim" and not v.cited for v in report.sentences):
-        attributed = attribute_citations(text, plan.sources, report, embedder)
-        if attributed != text:
-            text, citations = validate_citations(attributed, plan.sources)
+    if report is not None:
+        settled = settle_citations(text, plan.sources, report, embedder)
+        if settled != text:
+            text, citations = validate_citations(settled, plan.sources)
             report = check_support(text, plan.sources, embedder)
     claims = [v for v in report.sentences if v.kind == "claim"] if report is not None else []
     if report is None or not claims or mostly_unsupported(report.unsupported_share):

@@ -129,7 +129,8 @@ def test_digest_json_contract(scripted: FakeLLM, store_args: list[str], capsys) 
 
 def test_session_keeps_a_conversation_for_follow_ups(scripted: FakeLLM, store_args: list[str], capsys) -> None:  # noqa: ANN001
     code, out, err = run(capsys, "ask", "compare ZIP-FIT and Bonito", "--session", "data", "--json", *store_args)
-    assert code == 0, err and json.loads(out)["kind"] == "comparison"
+    assert code == 0, err
+    assert json.loads(out)["kind"] == "comparison"
     code, out, err = run(capsys, "ask", "summarize the second one", "--session", "data", "--json", *store_args)
     assert code == 0, err
     payload = json.loads(out)

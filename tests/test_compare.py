@@ -29,13 +29,23 @@ def embedder(sample_store):  # noqa: ANN001, ANN201
     return sample_store.embedder
 
 
-ATLAS_CELLS = [
-    "Answer: Whether parameter blocks of task vectors can be used to enhance knowledge composition and transfer.",
-    "aTLAS linearly combines parameter blocks with different learned coefficients.",
-    "not stated",
-    "aTLAS reaches 99.9% accuracy on ImageNet with 4 GPUs.",  # invented: must not reach the table
-    "",
-]
+ATLAS_CELLS = {
+    "Problem": "Answer: Whether parameter blocks of task vectors can be used to enhance knowledge composition and transfer.",
+    "Approach": "aTLAS linearly combines parameter blocks with different learned coefficients.",
+    "Data / benchmarks": "not stated",
+    "Key results": "aTLAS reaches 99.9% accuracy on ImageNet with 4 GPUs.",  # invented: must not reach the table
+    "Limitations": "The main limitation is that it needs 8 GPUs.",  # the abstract names none: never asked
+}
+
+
+def asked(paper: Paper) -> list[str]:
+    """The aspects the model is asked about: those the abstract has anything to say on."""
+    return [a.name for a in ASPECTS if not a.cue_required or a.cue.search(paper.abstract)]
+
+
+def replies(atlas: Paper, tangent: Paper, narrative: str, atlas_cells: dict[str, str] | None = None) -> list[str]:
+    cells = atlas_cells or {}
+    return [cells.get(name, "not stated") for name in asked(atlas)] + ["not stated"] * len(asked(tangent)) + [narrative]
 GROUNDED_NARRATIVE = (
     "aTLAS linearly combines parameter blocks of task vectors with learned coefficients [1]. "
     "The tangent space paper fine-tunes models in their tangent space to disentangle weights [2]."
@@ -55,8 +65,10 @@ def test_needs_two_to_four_distinct_papers(atlas: Paper, tangent: Paper, setting
 def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
     atlas: Paper, tangent: Paper, settings: Settings, embedder  # noqa: ANN001
 ) -> None:
-    backend = FakeLLM(*ATLAS_CELLS, *["not stated"] * 5, GROUNDED_NARRATIVE)
+    backend = FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE, ATLAS_CELLS))
     comparison = compare([atlas, tangent], backend=backend, settings=settings, embedder=embedder)
+    assert len(backend.history) == len(asked(atlas)) + len(asked(tangent)) + 1
+    assert "Limitations" not in asked(atlas)  # so the invented limitation was never even asked for
 
     assert [p.paper_id for p in comparison.papers] == [atlas.paper_id, tangent.paper_id]
     assert [a.aspect for a in comparison.aspects] == [a.name for a in ASPECTS]
@@ -70,8 +82,9 @@ def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
     cells = {a.aspect: a.cells for a in comparison.aspects}
     # Grounded model answers are kept, with the citation before the full stop.
     assert cells["Approach"][atlas.paper_id] == "aTLAS linearly combines parameter blocks with different learned coefficients [1]."
-    # The invented number never reaches the table; fallbacks quote the paper's own abstract.
-    assert "99.9" not in comparison_markdown(comparison)
+    # Invented numbers never reach the table; fallbacks quote the paper's own abstract.
+    assert "99.9" not in comparison_markdown(comparison) and "8 GPUs" not in comparison_markdown(comparison)
+    assert cells["Limitations"] == {atlas.paper_id: NOT_STATED, tangent.paper_id: NOT_STATED}
     abstracts = {atlas.paper_id: " ".join(atlas.abstract.split()), tangent.paper_id: " ".join(tangent.abstract.split())}
     for aspect in comparison.aspects:
         for paper_id, cell in aspect.cells.items():
@@ -89,21 +102,22 @@ def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
 def test_each_cell_prompt_has_the_whole_abstract_and_one_aspect(
     atlas: Paper, tangent: Paper, settings: Settings, embedder  # noqa: ANN001
 ) -> None:
-    backend = FakeLLM(*["not stated"] * 10, GROUNDED_NARRATIVE)
+    backend = FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE))
     compare([atlas, tangent], backend=backend, settings=settings, embedder=embedder)
-    cell_prompts = [messages[-1].content for messages in backend.history[:10]]
-    for index, prompt in enumerate(cell_prompts):
-        paper, n = (atlas, 1) if index < 5 else (tangent, 2)
+    questions = {a.name: a.question for a in ASPECTS}
+    expected = [(atlas, 1, name) for name in asked(atlas)] + [(tangent, 2, name) for name in asked(tangent)]
+    for messages, (paper, n, aspect) in zip(backend.history, expected, strict=False):
+        prompt = messages[-1].content
         assert prompt.startswith(f'<source n="{n}" title="{paper.title}">')
         assert " ".join(paper.abstract.split()) in " ".join(prompt.split())
-        assert f"Question: {ASPECTS[index % 5].question}" in prompt
-    narrative_prompt = backend.history[10][-1].content
+        assert f"Question: {questions[aspect]}" in prompt
+    narrative_prompt = backend.history[len(expected)][-1].content
     assert '<source n="1"' in narrative_prompt and '<source n="2"' in narrative_prompt
     assert "Approach:" in narrative_prompt
 
 
 def test_ungrounded_narrative_is_rebuilt_from_the_table(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
-    backend = FakeLLM(*ATLAS_CELLS, *["not stated"] * 5, "Both papers are about cooking pasta in 7 minutes [1][2].")
+    backend = FakeLLM(*replies(atlas, tangent, "Both papers are about cooking pasta in 7 minutes [1][2].", ATLAS_CELLS))
     comparison = compare([atlas, tangent], backend=backend, settings=settings, embedder=embedder)
     assert "pasta" not in comparison.narrative
     assert "rebuilt from the table" in comparison.notices[-1]
@@ -114,7 +128,7 @@ def test_ungrounded_narrative_is_rebuilt_from_the_table(atlas: Paper, tangent: P
 
 def test_stream_sends_the_table_then_the_narrative(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
     stream = stream_comparison(
-        [atlas, tangent], backend=FakeLLM(*["not stated"] * 10, GROUNDED_NARRATIVE), settings=settings, embedder=embedder
+        [atlas, tangent], backend=FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE)), settings=settings, embedder=embedder
     )
     pieces = list(stream)
     assert pieces[0].startswith("| Aspect | Knowledge Composition using Task Vectors with… [1] | Task Arithmetic in the Tangent Space [2] |")
@@ -125,8 +139,18 @@ def test_stream_sends_the_table_then_the_narrative(atlas: Paper, tangent: Paper,
 def test_a_sentence_repeated_for_every_aspect_is_used_once(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
     same = "aTLAS linearly combines parameter blocks with different learned coefficients."
     comparison = compare(
-        [atlas, tangent], backend=FakeLLM(*[same] * 5, *["not stated"] * 5, GROUNDED_NARRATIVE), settings=settings, embedder=embedder
+        [atlas, tangent],
+        backend=FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE, dict.fromkeys(asked(atlas), same))),
+        settings=settings,
+        embedder=embedder,
     )
     atlas_cells = [aspect.cells[atlas.paper_id] for aspect in comparison.aspects]
     assert atlas_cells[0] == "aTLAS linearly combines parameter blocks with different learned coefficients [1]."
     assert all(not cell.startswith("aTLAS linearly combines") for cell in atlas_cells[1:])
+
+
+def test_ungrounded_narrative_sentences_are_left_out(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+    narrative = GROUNDED_NARRATIVE + " Both were tested on 9 quantum computers [1][2]."
+    comparison = compare([atlas, tangent], backend=FakeLLM(*replies(atlas, tangent, narrative)), settings=settings, embedder=embedder)
+    assert comparison.narrative == GROUNDED_NARRATIVE
+    assert "1 sentence(s) of the model's narrative were left out" in comparison.notices[-1]

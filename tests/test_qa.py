@@ -16,10 +16,13 @@ from assistant.qa import (
     papers_cited,
     question_token_limit,
     referenced_papers,
+    settle_citations,
+    source_of,
     stream_answer,
     validate_citations,
 )
 from assistant.settings import Settings
+from assistant.support import check_support
 
 OFF_TOPIC = "federated learning with differential privacy"
 
@@ -189,6 +192,23 @@ def test_which_paper_fallback_quotes_only_the_top_source(sample_retriever) -> No
     result = answer(question, retriever=sample_retriever, backend=FakeLLM("Bananas are yellow [1]. Apples are red [2]."))
     assert {c.n for c in result.citations} == {1}
     assert result.citations[0].title.startswith("Prototype-Sample Relation Distillation")
+
+
+def test_citations_are_settled_on_the_sources_that_ground_each_sentence(sample_store) -> None:  # noqa: ANN001
+    zip_fit = titled(sample_store, "ZIP-FIT")
+    axformer = titled(sample_store, "AxFormer")
+    sources = [source_of(1, zip_fit), source_of(2, axformer)]
+    text, _ = validate_citations(
+        "[1] [2]: ZIP-FIT selects task-specific training data using gzip compression. "
+        "AxFormer makes transformer models faster and smaller through accuracy-driven approximation.",
+        sources,
+    )
+    report = check_support(text, sources, sample_store.embedder)
+    settled = settle_citations(text, sources, report, sample_store.embedder)
+    assert settled == (
+        "ZIP-FIT selects task-specific training data using gzip compression [1]. "
+        "AxFormer makes transformer models faster and smaller through accuracy-driven approximation [2]."
+    )
 
 
 # --- budget and long input ----------------------------------------------------------------
