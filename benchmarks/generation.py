@@ -10,7 +10,7 @@ backend's overhead.
 and prints speed, how many expected terms each summary mentions, and the summaries.
 
     python benchmarks/generation.py --runs 5 --max-tokens 64
-    python benchmarks/generation.py --compare --eval /work/shared/eval/dev.jsonl
+    python benchmarks/generation.py --compare --eval ../shared/eval/dev.jsonl
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="0: every core")
     parser.add_argument("--compare", action="store_true", help="summary quality and speed across local models")
-    parser.add_argument("--eval", type=Path, default=Path("/work/shared/eval/dev.jsonl"))
+    parser.add_argument("--eval", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl")
     args = parser.parse_args()
 
     with TemporaryDirectory() as scratch:
