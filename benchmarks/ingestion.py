@@ -8,7 +8,8 @@
    the fastest the pipeline could go with this model on this machine.
 2. *Pipeline*: ``ingest_paths`` on a JSON Lines file into a fresh temporary store: read, deduplicate,
    chunk, embed, write to Chroma. Stages are timed by wrapping the pipeline's own functions.
-3. sentence-transformers with PyTorch fp32 on the same texts, where installed.
+3. sentence-transformers with PyTorch fp32 on the same texts, where installed; and the limit at a
+   smaller batch size (``--compare-batch``, default 16): throughput against activation memory.
 4. Re-ingest: a ``--reingest-papers`` collection ingested, then ingested again unchanged (nothing may
    be re-embedded: the second run must take seconds).
 
@@ -136,7 +137,7 @@ def rate(count: float, seconds: float) -> str:
     return f"{count / seconds:,.0f}" if seconds > 0 else "-"
 
 
-def run(papers: int, reingest_papers: int, seed: int) -> None:
+def run(papers: int, reingest_papers: int, seed: int, compare_batch: int | None = 16) -> None:
     from assistant.embeddings import build_embedder
     from assistant.settings import Settings
     from ingestion.pipeline import PAPERS_PER_GROUP
@@ -157,6 +158,13 @@ def run(papers: int, reingest_papers: int, seed: int) -> None:
         embedder(texts[:16])  # load the model outside the timings
 
         limit_s, tokens, padded = measure_limit(embedder, groups)
+        small = None
+        if compare_batch and compare_batch != settings.embedding_batch_size:
+            from assistant.embeddings import MiniLMEmbeddingFunction
+
+            other = MiniLMEmbeddingFunction(batch_size=compare_batch, threads=settings.embedding_threads)
+            other(texts[:16])
+            small = measure_limit(other, groups)[0]
         pipeline_s, report, stages = measure_pipeline(jsonl, tmp_dir / "pipeline")
         if report.chunks_written != len(texts):
             print(f"warning: the pipeline wrote {report.chunks_written} chunks, the limit embedded {len(texts)}")
@@ -172,6 +180,9 @@ def run(papers: int, reingest_papers: int, seed: int) -> None:
             ["pipeline: read -> chunk -> embed -> write", f"{pipeline_s:.1f}", rate(len(texts), pipeline_s),
              rate(tokens, pipeline_s), f"{100 * limit_s / pipeline_s:.0f}%"],
         ]  # fmt: skip
+        if small is not None:
+            table.append([f"limit at batch size {compare_batch} (reference)", f"{small:.1f}", rate(len(texts), small),
+                          rate(tokens, small), f"{100 * limit_s / small:.0f}%"])  # fmt: skip
         if isinstance(st, str):
             table.append(["sentence-transformers fp32 (PyTorch)", st, "", "", ""])
         else:
@@ -225,8 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--papers", type=int, default=2000, help="papers for the throughput run (default 2000)")
     parser.add_argument("--reingest-papers", type=int, default=10000, help="papers for the re-ingest run; 0 skips it")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--compare-batch", type=int, default=16, help="also time the limit at this batch size; 0 skips")
     args = parser.parse_args(argv)
-    run(args.papers, args.reingest_papers, args.seed)
+    run(args.papers, args.reingest_papers, args.seed, args.compare_batch or None)
 
 
 if __name__ == "__main__":

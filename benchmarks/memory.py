@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--searches", type=int, default=40, help="distinct queries searched (twice each)")
     parser.add_argument("--answers", type=int, default=10, help="questions answered with the fake model")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--embedding-batch-size", type=int, help="ASSISTANT_EMBEDDING_BATCH_SIZE for every child")
     args = parser.parse_args(argv)
     print(machine_line())
 
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         jsonl = write_jsonl(synthetic_papers(args.papers, args.seed), tmp_dir / "papers.jsonl")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
         env["ASSISTANT_DATA_DIR"] = str(tmp_dir / "data")
+        if args.embedding_batch_size:
+            env["ASSISTANT_EMBEDDING_BATCH_SIZE"] = str(args.embedding_batch_size)
         python = sys.executable
         queries = json.dumps(sample_queries(args.searches))
         rows = []
@@ -116,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append([f"serve: searches + {args.answers} answers + 1 comparison (fake model)", f"{rss:,.0f}",
                      f"{seconds:.1f}", "BM25 index loaded from disk"])  # fmt: skip
 
-    print(f"\nPeak RSS per process, {args.papers:,} synthetic papers (seed {args.seed})")
+    batch = args.embedding_batch_size or "default"
+    print(f"\nPeak RSS per process, {args.papers:,} synthetic papers (seed {args.seed}), embedding batch size {batch}")
     print(format_table(["process", "peak RSS MiB", "seconds", ""], rows))
 
 
