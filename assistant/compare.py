@@ -57,6 +57,12 @@ class Aspect:
     position_weight: float = 0.0
 
 
+APPROACH = Aspect(
+    "Approach",
+    "What method does this paper propose?",
+    "we propose a new method, model, framework or algorithm that works by",
+    re.compile(r"\bwe (?:propose|introduce|present|develop|design|devise)|\b(?:this paper|this work|our (?:method|approach|framework))\b", re.I),
+)
 ASPECTS: tuple[Aspect, ...] = (
     Aspect(
         "Problem",
@@ -65,12 +71,7 @@ ASPECTS: tuple[Aspect, ...] = (
         re.compile(r"\bchalleng|\bproblem|\bhowever\b|\blimited\b|\black|\bstruggl|\bfail|\bremains?\b|\bquestion|\bissue|\bdifficult|\bcostly|\bexpensive", re.I),
         position_weight=-0.3,
     ),
-    Aspect(
-        "Approach",
-        "What method does this paper propose?",
-        "we propose a new method, model, framework or algorithm that works by",
-        re.compile(r"\bwe (?:propose|introduce|present|develop|design|devise)|\b(?:this paper|this work|our (?:method|approach|framework))\b", re.I),
-    ),
+    APPROACH,
     Aspect(
         "Data / benchmarks",
         "Which datasets, benchmarks or tasks is it evaluated on?",
@@ -150,15 +151,16 @@ def _quotable(sentence: str) -> str:
     return text if len(words) <= CELL_MAX_WORDS else " ".join(words[:CELL_MAX_WORDS]).rstrip(",;:") + "…"
 
 
-class _AspectSentences:
-    """Picks, per paper, the abstract sentence that best answers each aspect, never quoting one twice."""
+class AspectSentences:
+    """Picks the abstract sentence that best answers an aspect, never one already in ``used``."""
 
     def __init__(self, embedder: Embedder) -> None:
         self._embedder = embedder
-        self._aspect_vectors = np.asarray(embedder([aspect.description for aspect in ASPECTS]))
+        vectors = np.asarray(embedder([aspect.description for aspect in ASPECTS]))
+        self._aspect_vectors = {aspect.name: vector for aspect, vector in zip(ASPECTS, vectors, strict=True)}
 
-    def best(self, abstract: str, aspect_index: int, used: set[str]) -> str:
-        aspect = ASPECTS[aspect_index]
+    def best(self, abstract: str, aspect: Aspect, used: set[str]) -> str:
+        """The best sentence, quotable (opener dropped, bounded), or "" when the abstract has none."""
         sentences = split_sentences(" ".join(abstract.split()))
         candidates = [
             (position, sentence)
@@ -167,7 +169,7 @@ class _AspectSentences:
         ]
         if not candidates:
             return ""
-        similarity = np.asarray(self._embedder([sentence for _, sentence in candidates])) @ self._aspect_vectors[aspect_index]
+        similarity = np.asarray(self._embedder([sentence for _, sentence in candidates])) @ self._aspect_vectors[aspect.name]
         scores = [
             float(similarity[row])
             + (CUE_BONUS if aspect.cue.search(sentence) else 0.0)
@@ -272,7 +274,7 @@ def _comparison_steps(
 ) -> Generator[str, None, Comparison]:
     sources = comparison_sources(papers)
     cell_prompt = load_prompt("compare_cell")
-    extractor = _AspectSentences(embedder)
+    extractor = AspectSentences(embedder)
     usage = Usage()
     cells: dict[str, dict[str, str]] = {aspect.name: {} for aspect in ASPECTS}
     quoted = 0
@@ -280,7 +282,7 @@ def _comparison_steps(
     for source, paper in zip(sources, papers, strict=True):
         fenced = fence_sources([(source.n, paper.title, paper.abstract)])
         used: set[str] = set()
-        for index, aspect in enumerate(ASPECTS):
+        for aspect in ASPECTS:
             if aspect.cue_required and not aspect.cue.search(paper.abstract):
                 # Nothing in the abstract speaks to it: whatever a model wrote would be invented.
                 cells[aspect.name][paper.paper_id] = NOT_STATED
@@ -300,7 +302,7 @@ def _comparison_steps(
                 used.add(text)
             else:
                 quoted += 1
-                text = extractor.best(paper.abstract, index, used)
+                text = extractor.best(paper.abstract, aspect, used)
             cells[aspect.name][paper.paper_id] = cited(text, source.n) if text else NOT_STATED
     aspects = [ComparisonAspect(aspect=name, cells=by_paper) for name, by_paper in cells.items()]
     refs = [PaperRef(paper_id=paper.paper_id, title=paper.title) for paper in papers]

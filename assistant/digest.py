@@ -4,7 +4,8 @@ Themes come from clustering the papers' vectors, so every paper lands in exactly
 The model names each theme (the theme's top keywords when its name is unusable) and
 writes a paragraph citing the theme's papers as [n], where n is the paper's position in
 the theme's ``paper_ids``. Only its sentences that the papers support and that cite one
-are kept; a paragraph mostly ungrounded is replaced by one key sentence per paper.
+are kept; a paragraph mostly ungrounded is replaced by each paper's own sentence on
+what it does ("we introduce ...").
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from collections.abc import Generator, Sequence
 
 from assistant.backend import LLMBackend
 from assistant.budget import context_budget, pack_context
+from assistant.compare import APPROACH, AspectSentences
 from assistant.embeddings import Embedder
 from assistant.models import Digest, Paper, Source, Theme, Usage
 from assistant.prompts import fence_sources, load_prompt
-from assistant.qa import Streamed, grounded_sentences, source_of, strip_echoed_prompt
+from assistant.qa import Streamed, cited, grounded_sentences, source_of, strip_echoed_prompt
 from assistant.settings import Settings
 from assistant.store import PaperStore
-from assistant.summarize import one_paragraph
-from assistant.support import extractive_summary, split_sentences
+from assistant.support import split_sentences
 from assistant.themes import cluster_papers, theme_keywords
 
 NAME_MAX_TOKENS = 16
@@ -29,7 +30,6 @@ NAME_MAX_WORDS = 6
 PARAGRAPH_MAX_TOKENS = 300
 # The opening sentences state what a paper does; they are enough to place it in a theme.
 SENTENCES_PER_SOURCE = 2
-FALLBACK_SENTENCE_WORDS = 35
 
 _NAME_LABEL = re.compile(r"^\s*(?:theme(?:\s+name)?|name|research theme)\s*:\s*", re.IGNORECASE)
 _NOT_A_NAME = re.compile(r"\[\d+\]|\b(?:not|papers?|collection|sources?)\b|[?!]", re.IGNORECASE)
@@ -73,11 +73,12 @@ def theme_sources(papers: Sequence[Paper], *, backend: LLMBackend, fixed_tokens:
 
 
 def fallback_paragraph(papers: Sequence[Paper], embedder: Embedder) -> str:
-    """One key sentence per paper, each cited: grounded by construction."""
+    """Each paper's own statement of what it does, cited: grounded by construction."""
+    extractor = AspectSentences(embedder)
     sentences = []
     for n, paper in enumerate(papers, start=1):
-        key = one_paragraph(extractive_summary(paper.abstract, embedder, max_sentences=1, max_words=FALLBACK_SENTENCE_WORDS))
-        sentences.append(f"{key.rstrip('.')} [{n}].")
+        key = extractor.best(paper.abstract, APPROACH, set())
+        sentences.append(cited(key, n))
     return " ".join(sentences)
 
 

@@ -78,9 +78,13 @@ def test_unusable_names_fall_back_to_keywords(sample_store) -> None:  # noqa: AN
 def test_ungrounded_paragraph_is_replaced_by_cited_key_sentences(sample_store) -> None:  # noqa: ANN001
     backend = EchoLLM(paragraph_reply="These papers describe new ways to brew coffee at 93 degrees [1]. Milk is added later [2].")
     result = digest(store=sample_store, backend=backend)
+    abstracts = {s.paper.paper_id: " ".join(s.paper.abstract.split()).casefold() for s in sample_store.list_papers()}
     for theme in result.themes:
         assert "coffee" not in theme.paragraph
-        assert {int(n) for n in re.findall(r"\[(\d+)\]", theme.paragraph)} == set(range(1, len(theme.paper_ids) + 1))
+        quoted = re.findall(r"(.+?) \[(\d+)\]\.?(?: |$)", theme.paragraph)
+        assert [int(n) for _, n in quoted] == list(range(1, len(theme.paper_ids) + 1))
+        for sentence, n in quoted:  # each paper's own words
+            assert sentence.rstrip("…").casefold() in abstracts[theme.paper_ids[int(n) - 1]]
 
 
 def test_stream_shows_headings_then_paragraphs_and_markdown_lists_papers(sample_store, titles: dict[str, str]) -> None:  # noqa: ANN001
