@@ -149,8 +149,10 @@ class AppPage:
         """The reply is done when its source cards (drawn after the stream) are there."""
         self.page.get_by_role("heading", name=f"Source 1 of reply {number}").wait_for(timeout=timeout_ms)
 
-    def go_to(self, title: str) -> None:
-        self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    def go_to(self, title: str, heading: str) -> None:
+        """Navigate, then wait for the new page's own heading: until Streamlit redraws, the old page stays on screen."""
+        self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
+        self.page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=ANSWER_TIMEOUT_MS)
 
     def settle(self) -> None:
         """No script run in flight: Streamlit shows a running indicator while a page is being drawn."""
@@ -211,8 +213,7 @@ def test_questions_sources_pages_and_two_sessions(
     second.close()
 
     # Other pages: Papers, Compare (from "Compare with…"), Digest, Collection.
-    first.go_to("Papers")
-    first.page.get_by_role("heading", name="Papers").wait_for()
+    first.go_to("Papers", heading="Papers")
     first.page.get_by_role("textbox", name="Search").fill("anisotropic")
     first.page.get_by_role("textbox", name="Search").press("Enter")
     first.page.get_by_text("1 of 46 papers").wait_for()
@@ -221,7 +222,7 @@ def test_questions_sources_pages_and_two_sessions(
     first.page.get_by_text("The model's summary was shorter than 60 words", exact=False).wait_for(timeout=ANSWER_TIMEOUT_MS)
     first.shot("05-papers")
     first.page.get_by_role("button", name="Compare with…").click()
-    first.page.get_by_role("heading", name="Compare papers").wait_for()
+    first.page.get_by_role("heading", name="Compare papers", exact=True).wait_for()
     picker = first.page.get_by_test_id("stMultiSelect")
     assert "Knowledge Composition using Task Vectors" in picker.inner_text()
     picker.locator("input").fill("ZIP-FIT")
@@ -233,14 +234,13 @@ def test_questions_sources_pages_and_two_sessions(
     assert "Approach" in table.inner_text() and table.locator('a[href="#source-2-of-the-comparison"]').count() >= 1
     first.shot("06-compare")
 
-    first.go_to("Digest")
+    first.go_to("Digest", heading="Digest")
     first.page.get_by_role("button", name="Write the digest").click()
     first.page.get_by_role("heading", name="Source 1 of theme 1").wait_for(timeout=ANSWER_TIMEOUT_MS)
     first.shot("07-digest")
 
     # An upload with a hostile title and bad records: problems listed, the title shown as text.
-    first.go_to("Collection")
-    first.page.get_by_role("heading", name="Map of the papers").wait_for()
+    first.go_to("Collection", heading="Map of the papers")
     upload = tmp_path / "hostile.jsonl"
     upload.write_text(
         json.dumps({"title": HOSTILE_TITLE, "abstract": "A paper whose title tries to run a script in the reader's browser."})
@@ -257,8 +257,7 @@ def test_questions_sources_pages_and_two_sessions(
     first.page.get_by_test_id("stVegaLiteChart").wait_for()
     first.shot("08-collection")
 
-    first.go_to("Papers")
-    first.page.get_by_role("heading", name="Papers").wait_for()
+    first.go_to("Papers", heading="Papers")
     first.page.get_by_role("textbox", name="Search").fill("script")
     first.page.get_by_role("textbox", name="Search").press("Enter")
     hostile = first.page.get_by_test_id("stExpander").filter(has_text="alert(1)")
@@ -270,8 +269,7 @@ def test_questions_sources_pages_and_two_sessions(
     first.shot("09-hostile-title")
 
     # The same title in a chat answer's source card.
-    first.go_to("Chat")
-    first.page.get_by_role("heading", name="Chat with the papers").wait_for()
+    first.go_to("Chat", heading="Chat with the papers")
     first.ask("Which paper has a title that tries to run a script?")
     first.wait_for_reply(3)
     assert HOSTILE_TITLE in first.page.get_by_test_id("stChatMessage").last.inner_text()
