@@ -438,7 +438,7 @@ def evaluate(
     catalog = assistant.papers()
     if not catalog:
         raise EvalFileError(
-            f"the collection '{settings.collection}' in {assistant.store.location} is empty: ingest the papers first"
+            f"the collection '{settings.collection}' in {assistant.store.location} is empty: ingest the papers first (`paper-assistant ingest --sample` for the bundled Daily Papers sample)"
         )
     titles: dict[str, list[str]] = {}
     for paper in catalog:

@@ -29,6 +29,7 @@ from assistant.settings import Settings
 from assistant.store import PaperStore, date_filter
 
 _TOKEN = re.compile(r"\d+\.\d+|[a-z0-9]+(?:[-_^][a-z0-9]+)*")
+_COMPOUND = re.compile(r"[-_^]")
 # Words of how people ask ("which papers ... ?") carry no topic; matching them only adds noise.
 _QUESTION_WORDS = {"which", "what", "how", "paper", "papers", "work", "works", "method", "methods", "approach", "does",
                    "differ", "difference", "compare", "comparison", "summarize", "summary", "tell", "about", "any",
@@ -59,6 +60,23 @@ def bm25_tokens(text: str) -> list[str]:
     return tokens
 
 
+TERMS_VERSION = 2
+"""Bumped whenever ``bm25_terms`` changes: a saved index of other terms is rebuilt, not misread."""
+
+
+def bm25_terms(text: str) -> list[str]:
+    """What BM25 indexes and matches: the word tokens plus each pair of neighbouring words, unordered.
+
+    A pair rewards a phrase over its words scattered through an abstract, and being unordered it
+    matches across word order and stopwords: "generate code" finds "code generation", "knowledge
+    distillation loss" finds "Knowledge Distillation' loss".
+    """
+    tokens = bm25_tokens(text)
+    words = [token for token in tokens if not _COMPOUND.search(token)]
+    pairs = [f"{min(a, b)}|{max(a, b)}" for a, b in zip(words, words[1:]) if a != b]
+    return tokens + pairs
+
+
 @dataclass(frozen=True)
 class _Bm25Index:
     revision: str
@@ -69,7 +87,7 @@ class _Bm25Index:
     def top(self, query: str, n: int) -> list[tuple[int, float]]:
         if self.model is None or not self.chunk_ids:
             return []
-        token_ids = self.model.get_tokens_ids(bm25_tokens(query))
+        token_ids = self.model.get_tokens_ids(bm25_terms(query))
         if not token_ids:
             return []
         scores = self.model.get_scores(token_ids)
@@ -102,7 +120,7 @@ class Retriever:
     def _load(self, revision: str) -> _Bm25Index | None:
         try:
             ids = json.loads((self._cache_dir / "chunks.json").read_text())
-            if ids["revision"] != revision:
+            if ids["revision"] != revision or ids.get("terms_version") != TERMS_VERSION:
                 return None
             model = bm25s.BM25.load(str(self._cache_dir / "bm25"), show_progress=False) if ids["chunk_ids"] else None
             documents = int(model.scores["num_docs"]) if model is not None else 0
@@ -121,7 +139,7 @@ class Retriever:
         model = None
         if rows:
             model = bm25s.BM25()
-            model.index([bm25_tokens(f"{title}\n{text}") for _, _, title, text in rows], show_progress=False)
+            model.index([bm25_terms(f"{title}\n{text}") for _, _, title, text in rows], show_progress=False)
         index = _Bm25Index(revision, model, chunk_ids, paper_ids)
         self._save(index)
         return index
@@ -135,7 +153,12 @@ class Retriever:
             staging = Path(tempfile.mkdtemp(prefix=f"{self._cache_dir.name}.tmp-", dir=self._cache_dir.parent))
             if index.model is not None:
                 index.model.save(str(staging / "bm25"), show_progress=False)
-            payload = {"revision": index.revision, "chunk_ids": index.chunk_ids, "paper_ids": index.paper_ids}
+            payload = {
+                "revision": index.revision,
+                "terms_version": TERMS_VERSION,
+                "chunk_ids": index.chunk_ids,
+                "paper_ids": index.paper_ids,
+            }
             (staging / "chunks.json").write_text(json.dumps(payload))
             shutil.rmtree(self._cache_dir, ignore_errors=True)
             staging.rename(self._cache_dir)
@@ -161,7 +184,9 @@ class Retriever:
         """The top-k papers for ``query``: best chunk text, fused score, cosine similarity, metadata."""
         k = k or self.settings.top_k
         use_bm25 = self.settings.hybrid if hybrid is None else hybrid
-        candidates = max(50, k * 8)
+        # A paper missing from one list gets nothing from it, so both lists must reach deep enough
+        # that a paper strong in one and middling in the other is still in both.
+        candidates = max(self.settings.fusion_depth, k * 20)
         where = date_filter(since, until, source)
         dense = self.store.query(self.embed_query(query), candidates, where)
         texts = {chunk_id: text for chunk_id, _, text, _ in dense}
@@ -192,7 +217,8 @@ class Retriever:
         else:
             scores = dict(similarity)
 
-        ranked = sorted(scores, key=lambda paper_id: -scores[paper_id])[:k]
+        # Mirrored ranks (1st and 2nd against 2nd and 1st) tie exactly; meaning breaks the tie.
+        ranked = sorted(scores, key=lambda pid: (-scores[pid], -similarity.get(pid, -1.0), pid))[:k]
         # The passage shown is the one closest in meaning, else the best keyword match.
         best_chunk = {pid: (dense_ranking.get(pid) or bm25_ranking[pid])[1] for pid in ranked}
         texts.update(self.store.chunk_texts([c for c in best_chunk.values() if c not in texts]))

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=5, ge=1, le=1000, description="Constant of reciprocal rank fusion.")
     dense_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the BM25 ranking in the fusion.")
+    fusion_depth: int = Field(
+        default=100,
+        ge=10,
+        le=5000,
+        description="Chunks taken from each of the dense and BM25 lists before fusing them (at least 20 per paper asked for).",
+    )
     min_relevance: float = Field(
         default=0.30,
         ge=0.0,
