@@ -383,6 +383,25 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def app_options(address: str, port: int) -> list[str]:
+    """Streamlit options of `.streamlit/config.toml`, given on the command line as well: Streamlit
+    reads that file from the working directory only, and the app must behave the same from anywhere
+    (localhost only, no tracebacks shown, no file watcher)."""
+    options = {
+        "server.address": address,
+        "server.port": str(port),
+        "server.headless": "true",
+        "server.runOnSave": "false",
+        "server.fileWatcherType": "none",
+        "server.maxUploadSize": "50",
+        "browser.gatherUsageStats": "false",
+        "client.toolbarMode": "viewer",
+        "client.showErrorDetails": "type",
+        "theme.base": "light",
+    }
+    return [part for name, value in options.items() for part in (f"--{name}", value)]
+
+
 def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     import os
     import subprocess
@@ -401,11 +420,7 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     ):
         if value is not None:
             env[f"ASSISTANT_{field}"] = str(value)
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(app_file),
-        "--server.address", args.address, "--server.port", str(args.port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-    ]
+    command = [sys.executable, "-m", "streamlit", "run", str(app_file), *app_options(args.address, args.port)]
     print(f"Paper Assistant on http://{args.address}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
     return subprocess.call(command, env=env)
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,18 @@ def test_problems_are_listed_in_json(store_dir, tmp_path):
     report = json.loads(run_cli("ingest", str(data), "--json", "--store", store_dir).stdout)
     assert report["papers_added"] == 1
     assert report["problems"] and set(report["problems"][0]) == {"source", "location", "reason"}
+
+
+def test_app_options_repeat_the_streamlit_config_file():
+    """`paper-assistant app` may start from any folder, where `.streamlit/config.toml` is not read."""
+    import tomllib
+
+    from assistant.cli import app_options
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
+    given = app_options("127.0.0.1", 8501)
+    flags = dict(zip(given[::2], given[1::2], strict=True))
+    for section, values in config.items():
+        for name, value in values.items():
+            expected = str(value).lower() if isinstance(value, bool) else str(value)
+            assert flags[f"--{section}.{name}"] == expected, f"{section}.{name}"
