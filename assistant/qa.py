@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 from assistant.backend import LLMBackend, LLMError
 from assistant.budget import context_budget, pack_context
 from assistant.conversations import ChatTurn
+from assistant.coverage import uncovered_notice, uncovered_words
 from assistant.embeddings import Embedder
 from assistant.models import Answer, Citation, Hit, Message, Paper, PaperRef, Source, Usage
 from assistant.prompts import fence_sources, load_prompt
@@ -476,6 +477,12 @@ def _plan(
             notices=notices,
             usage=usage,
         )
+    if not forced:
+        # Named papers are asked about as they are; otherwise say which of the question's key
+        # words no abstract uses, so a near-miss answer is not taken for a full one.
+        uncovered = uncovered_notice(uncovered_words(query, retriever.vocabulary(), retriever.store.embedder))
+        if uncovered:
+            notices.append(uncovered)
     # Named papers come whole; a retrieved one brings its best-matching chunk. Hits far below
     # the best only distract a small model (and cost it seconds of reading on a CPU).
     floor = max(settings.min_relevance, best - RELEVANCE_MARGIN)

@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date
@@ -167,7 +167,20 @@ class Retriever:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
 
+    def vocabulary(self) -> Collection[str]:
+        """Every BM25 term (stemmed word or word pair) some chunk of the collection has."""
+        index = self.refresh()
+        return index.model.vocab_dict.keys() if index.model is not None else frozenset()
+
     # --- search ---------------------------------------------------------------------
+    def fusion_depth(self, k: int) -> int:
+        """Chunks taken from each ranked list for ``k`` papers.
+
+        A paper missing from one list gets nothing from it, so both lists must reach deep enough
+        that a paper strong in one and middling in the other is still in both.
+        """
+        return max(self.settings.fusion_depth, k * 20)
+
     def embed_query(self, query: str) -> np.ndarray:
         return np.asarray(self.store.embedder([query])[0], dtype=np.float32)
 
@@ -184,9 +197,7 @@ class Retriever:
         """The top-k papers for ``query``: best chunk text, fused score, cosine similarity, metadata."""
         k = k or self.settings.top_k
         use_bm25 = self.settings.hybrid if hybrid is None else hybrid
-        # A paper missing from one list gets nothing from it, so both lists must reach deep enough
-        # that a paper strong in one and middling in the other is still in both.
-        candidates = max(self.settings.fusion_depth, k * 20)
+        candidates = self.fusion_depth(k)
         where = date_filter(since, until, source)
         dense = self.store.query(self.embed_query(query), candidates, where)
         texts = {chunk_id: text for chunk_id, _, text, _ in dense}

@@ -104,7 +104,7 @@ def measure(
     retriever = Retriever(store, settings)
     bm25_s, _ = _time(retriever.refresh)
     matrix, _, paper_ids = collection.matrix()
-    candidates = max(50, k * 8)
+    candidates = retriever.fusion_depth(k)
 
     for query in queries[:5]:  # warm-up: model, caches, connections
         retriever.search(query, k)
