@@ -41,6 +41,16 @@ class Paper(BaseModel):
         return None
 
 
+def chunk_id_of(paper_id: str, index: int) -> str:
+    """The id of a paper's chunk number ``index``: stable across re-ingests."""
+    return f"{paper_id}:{index}"
+
+
+def paper_id_of(chunk_id: str) -> str:
+    """The paper of a chunk id ('paper_id:n', as ingestion writes them)."""
+    return chunk_id.rsplit(":", 1)[0]
+
+
 class Chunk(BaseModel):
     """A token-bounded piece of one abstract, embedded and indexed on its own."""
 

@@ -108,9 +108,9 @@ class Retriever:
         self._cache_dir = cache_dir_for(self.settings)
 
     # --- BM25 index -----------------------------------------------------------------
-    def refresh(self) -> _Bm25Index:
+    def refresh(self, revision: str | None = None) -> _Bm25Index:
         """The BM25 index for the store's current revision (loaded, or rebuilt and saved)."""
-        revision = self.store.revision()
+        revision = self.store.revision() if revision is None else revision
         with self._lock:
             if self._index is not None and self._index.revision == revision:
                 return self._index
@@ -199,16 +199,16 @@ class Retriever:
         use_bm25 = self.settings.hybrid if hybrid is None else hybrid
         candidates = self.fusion_depth(k)
         where = date_filter(since, until, source)
-        dense = self.store.query(self.embed_query(query), candidates, where)
-        texts = {chunk_id: text for chunk_id, _, text, _ in dense}
+        revision = self.store.revision()  # read once: the dense search and the BM25 index both follow it
+        dense = self.store.query(self.embed_query(query), candidates, where, revision=revision)
         similarity: dict[str, float] = {}
-        dense_ranking = _paper_ranking((chunk_id, paper_id) for chunk_id, paper_id, _, _ in dense)
-        for _, paper_id, _, sim in dense:
+        dense_ranking = _paper_ranking((chunk_id, paper_id) for chunk_id, paper_id, _ in dense)
+        for _, paper_id, sim in dense:
             similarity.setdefault(paper_id, sim)
 
         bm25_ranking: dict[str, tuple[int, str]] = {}
         if use_bm25:
-            index = self.refresh()
+            index = self.refresh(revision)
             allowed = None if where is None else self.store.chunk_ids_where(where)
             bm25_ranking = _paper_ranking(
                 (index.chunk_ids[position], index.paper_ids[position])
@@ -232,8 +232,7 @@ class Retriever:
         ranked = sorted(scores, key=lambda pid: (-scores[pid], -similarity.get(pid, -1.0), pid))[:k]
         # The passage shown is the one closest in meaning, else the best keyword match.
         best_chunk = {pid: (dense_ranking.get(pid) or bm25_ranking[pid])[1] for pid in ranked}
-        texts.update(self.store.chunk_texts([c for c in best_chunk.values() if c not in texts]))
-        papers = self.store.get_papers(ranked)
+        papers, texts = self.store.papers_and_texts(ranked, list(best_chunk.values()))
         return [
             Hit(
                 paper=papers[paper_id],

@@ -23,7 +23,7 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from assistant.embeddings import Embedder, LiteLLMEmbeddingFunction, MiniLMEmbeddingFunction, build_embedder
-from assistant.models import Chunk, Paper, PaperStats
+from assistant.models import Chunk, Paper, PaperStats, chunk_id_of, paper_id_of
 from assistant.settings import Settings
 
 for _embedder_class in (MiniLMEmbeddingFunction, LiteLLMEmbeddingFunction):
@@ -242,7 +242,7 @@ class PaperStore:
     def get_papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
         if not paper_ids:
             return {}
-        found = self._collection.get(ids=[f"{pid}:0" for pid in paper_ids], include=["metadatas"])
+        found = self._collection.get(ids=[chunk_id_of(pid, 0) for pid in paper_ids], include=["metadatas"])
         return {m["paper_id"]: _paper_from_metadata(m) for m in found["metadatas"]}
 
     @_explained("read the chunks in")
@@ -254,12 +254,23 @@ class PaperStore:
                 rows.append((chunk_id, metadata["paper_id"], metadata["title"], text))
         return rows
 
-    @_explained("read chunks from")
-    def chunk_texts(self, chunk_ids: Sequence[str]) -> dict[str, str]:
-        if not chunk_ids:
-            return {}
-        found = self._collection.get(ids=list(chunk_ids), include=["documents"])
-        return dict(zip(found["ids"], found["documents"], strict=True))
+    @_explained("read papers from")
+    def papers_and_texts(self, paper_ids: Sequence[str], chunk_ids: Sequence[str]) -> tuple[dict[str, Paper], dict[str, str]]:
+        """The papers (complete ones only) and the texts of the chunks, in one read."""
+        first_chunks = [chunk_id_of(pid, 0) for pid in paper_ids]
+        ids = list(dict.fromkeys([*first_chunks, *chunk_ids]))
+        if not ids:
+            return {}, {}
+        found = self._collection.get(ids=ids, include=["metadatas", "documents"])
+        wanted_papers, wanted_texts = set(first_chunks), set(chunk_ids)
+        papers: dict[str, Paper] = {}
+        texts: dict[str, str] = {}
+        for chunk_id, metadata, text in zip(found["ids"], found["metadatas"], found["documents"], strict=True):
+            if chunk_id in wanted_papers:
+                papers[metadata["paper_id"]] = _paper_from_metadata(metadata)
+            if chunk_id in wanted_texts:
+                texts[chunk_id] = text
+        return papers, texts
 
     @_explained("filter the chunks in")
     def chunk_ids_where(self, where: dict) -> set[str]:
@@ -277,7 +288,7 @@ class PaperStore:
                 sums[paper_id] = sums[paper_id] + vector if paper_id in sums else vector.copy()
         return {pid: v / max(float(np.linalg.norm(v)), 1e-12) for pid, v in sums.items()}
 
-    def _catch_up(self) -> None:
+    def _catch_up(self, revision: str | None = None) -> None:
         """Make this process's vector index include what other processes wrote to the embedded store.
 
         Embedded Chroma loads its vector index once per process and applies other processes'
@@ -288,7 +299,7 @@ class PaperStore:
         """
         if self.settings.chroma_url_str:
             return
-        revision = self.revision()
+        revision = self.revision() if revision is None else revision
         if revision == self._indexed_revision:
             return
         lock = FileLock(str(self.settings.resolved_store_dir / INGEST_LOCK_FILE), timeout=0)
@@ -302,23 +313,22 @@ class PaperStore:
         self._indexed_revision = revision
 
     @_explained("search")
-    def query(self, vector: np.ndarray, n_results: int, where: dict | None = None) -> list[tuple[str, str, str, float]]:
-        """(chunk_id, paper_id, text, cosine similarity) of the nearest chunks, best first."""
-        self._catch_up()
-        total = self._collection.count()
-        if total == 0:
-            return []
+    def query(
+        self, vector: np.ndarray, n_results: int, where: dict | None = None, *, revision: str | None = None
+    ) -> list[tuple[str, str, float]]:
+        """(chunk_id, paper_id, cosine similarity) of the nearest chunks, best first.
+
+        Only ids and distances are read: fetching metadata and text for every candidate cost more
+        than the vector search itself, and the caller reads text for the few chunks it keeps.
+        ``revision``: the store's revision when the caller has just read it.
+        """
+        self._catch_up(revision)
         result = self._collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=min(n_results, total),
-            where=where,
-            include=["metadatas", "documents", "distances"],
+            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n_results, where=where, include=["distances"]
         )
         return [
-            (chunk_id, metadata["paper_id"], text, 1.0 - float(distance))
-            for chunk_id, metadata, text, distance in zip(
-                result["ids"][0], result["metadatas"][0], result["documents"][0], result["distances"][0], strict=True
-            )
+            (chunk_id, paper_id_of(chunk_id), 1.0 - float(distance))
+            for chunk_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
 
     # --- writing --------------------------------------------------------------------

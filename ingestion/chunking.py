@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import tiktoken
 
-from assistant.models import Chunk, Paper
+from assistant.models import Chunk, Paper, chunk_id_of
 from assistant.tokens import encoding
 
 # Any single code point is at most 4 UTF-8 bytes, so at most 4 tokens: with 8, every piece can progress.
@@ -83,7 +83,7 @@ def chunk_paper(paper: Paper, chunk_tokens: int = 200, overlap_tokens: int = 40)
     text = paper.abstract
     return [
         Chunk(
-            chunk_id=f"{paper.paper_id}:{index}",
+            chunk_id=chunk_id_of(paper.paper_id, index),
             paper_id=paper.paper_id,
             index=index,
             text=text[start:end],
