@@ -14,12 +14,11 @@ from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
-from assistant.retrieval import bm25_tokens
+from assistant.retrieval import bm25_tokens, simple_tokens
 
 EmbedFunction = Callable[[list[str]], Sequence[Sequence[float]]]
 
 _WORD = re.compile(r"[A-Za-z0-9][\w'-]*[A-Za-z0-9]|[A-Za-z0-9]")
-_COMPOUND = re.compile(r"[-_^]")
 
 SALIENCE_SHARE = 0.5
 """An absent word is reported when it moves the question at least half as much as its most important word."""
@@ -38,7 +37,8 @@ def absent_words(question: str, vocabulary: Collection[str]) -> list[str]:
     """Content words none of whose parts the collection uses ("customer-service": neither part known)."""
     absent = []
     for word in content_words(question):
-        parts = [token for token in bm25_tokens(word) if not _COMPOUND.search(token)] or bm25_tokens(word)
+        tokens = bm25_tokens(word)
+        parts = simple_tokens(tokens) or tokens
         if not any(_known(part, vocabulary) for part in parts):
             absent.append(word)
     return absent

@@ -60,6 +60,11 @@ def bm25_tokens(text: str) -> list[str]:
     return tokens
 
 
+def simple_tokens(tokens: list[str]) -> list[str]:
+    """The tokens that are single words: a hyphenated name's parts, not the whole name."""
+    return [token for token in tokens if not _COMPOUND.search(token)]
+
+
 TERMS_VERSION = 2
 """Bumped whenever ``bm25_terms`` changes: a saved index of other terms is rebuilt, not misread."""
 
@@ -72,7 +77,7 @@ def bm25_terms(text: str) -> list[str]:
     distillation loss" finds "Knowledge Distillation' loss".
     """
     tokens = bm25_tokens(text)
-    words = [token for token in tokens if not _COMPOUND.search(token)]
+    words = simple_tokens(tokens)
     pairs = [f"{min(a, b)}|{max(a, b)}" for a, b in zip(words, words[1:]) if a != b]
     return tokens + pairs
 
