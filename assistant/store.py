@@ -238,12 +238,9 @@ class PaperStore:
         ]
         return sorted(stats, key=lambda s: s.paper.title.casefold())
 
-    @_explained("read papers from")
     def get_papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
-        if not paper_ids:
-            return {}
-        found = self._collection.get(ids=[chunk_id_of(pid, 0) for pid in paper_ids], include=["metadatas"])
-        return {m["paper_id"]: _paper_from_metadata(m) for m in found["metadatas"]}
+        """The completely written papers among ``paper_ids``."""
+        return self.papers_and_texts(paper_ids, [])[0]
 
     @_explained("read the chunks in")
     def all_chunks(self) -> list[tuple[str, str, str, str]]:
