@@ -153,6 +153,7 @@ class AppPage:
         """Navigate, then wait for the new page's own heading: until Streamlit redraws, the old page stays on screen."""
         self.page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
         self.page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=ANSWER_TIMEOUT_MS)
+        self.settle()
 
     def settle(self) -> None:
         """No script run in flight: Streamlit shows a running indicator while a page is being drawn."""
@@ -218,24 +219,24 @@ def test_questions_sources_pages_and_two_sessions(
     first.page.get_by_role("textbox", name="Search").press("Enter")
     first.page.get_by_text("1 of 46 papers").wait_for()
     first.page.get_by_test_id("stExpander").first.locator("summary").click()
-    first.page.get_by_role("button", name="One-paragraph summary").click()
+    first.page.get_by_role("button", name="One-paragraph summary", exact=True).click()
     first.page.get_by_text("The model's summary was shorter than 60 words", exact=False).wait_for(timeout=ANSWER_TIMEOUT_MS)
     first.shot("05-papers")
-    first.page.get_by_role("button", name="Compare with…").click()
+    first.page.get_by_role("button", name="Compare with…", exact=True).click()
     first.page.get_by_role("heading", name="Compare papers", exact=True).wait_for()
     picker = first.page.get_by_test_id("stMultiSelect")
     assert "Knowledge Composition using Task Vectors" in picker.inner_text()
     picker.locator("input").fill("ZIP-FIT")
     picker.locator("input").press("Enter")
     picker.locator("input").press("Escape")  # an open option list hides the rest of the page from assistive tech
-    first.page.get_by_role("button", name="Compare").click()
+    first.page.get_by_role("button", name="Compare", exact=True).click()
     first.page.get_by_role("heading", name="Source 2 of the comparison").wait_for(timeout=ANSWER_TIMEOUT_MS)
     table = first.page.get_by_test_id("stTable")
     assert "Approach" in table.inner_text() and table.locator('a[href="#source-2-of-the-comparison"]').count() >= 1
     first.shot("06-compare")
 
     first.go_to("Digest", heading="Digest")
-    first.page.get_by_role("button", name="Write the digest").click()
+    first.page.get_by_role("button", name="Write the digest", exact=True).click()
     first.page.get_by_role("heading", name="Source 1 of theme 1").wait_for(timeout=ANSWER_TIMEOUT_MS)
     first.shot("07-digest")
 
@@ -250,7 +251,7 @@ def test_questions_sources_pages_and_two_sessions(
     )
     first.page.locator("input[type=file]").set_input_files(str(upload))
     first.page.get_by_text("hostile.jsonl").wait_for()
-    first.page.get_by_role("button", name="Ingest").click()
+    first.page.get_by_role("button", name="Ingest", exact=True).click()
     first.page.get_by_text("2 records were skipped").wait_for(timeout=ANSWER_TIMEOUT_MS)
     first.page.get_by_text("Added 1, updated 0, unchanged 0").wait_for()
     first.settle()
