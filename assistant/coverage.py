@@ -77,9 +77,11 @@ def uncovered_words(question: str, vocabulary: Collection[str], embedder: EmbedF
     return sorted(kept, key=lambda word: -weights[word])
 
 
-def uncovered_notice(words: Sequence[str]) -> str | None:
-    if not words:
-        return None
-    quoted = [f"“{word}”" for word in words[:3]]
-    listed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
-    return f"No abstract in the collection mentions {listed}, so this answer cannot speak to that part of the question."
+def quoted_list(words: Sequence[str], limit: int = 3) -> str:
+    """“a”, “b” or “c”: the first ``limit`` words, quoted."""
+    quoted = [f"“{word}”" for word in words[:limit]]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def uncovered_notice(words: Sequence[str]) -> str:
+    return f"No abstract in the collection mentions {quoted_list(words)}, so this answer cannot speak to that part of the question."

@@ -77,8 +77,11 @@ class MiniLMEmbeddingFunction(_UnitVectorEmbedder):
     MAX_TOKENS = 256
     DIMENSION = 384
 
-    def __init__(self, batch_size: int = 64, threads: int = 0) -> None:
-        self.batch_size = batch_size
+    DEFAULT_BATCH_SIZE = 16
+    """Measured on 2 CPU cores (benchmarks/ingestion.py): 16 chunks per pass ran 20-30% faster than 64."""
+
+    def __init__(self, batch_size: int | None = None, threads: int = 0) -> None:
+        self.batch_size = batch_size or self.DEFAULT_BATCH_SIZE
         self.threads = threads
         self._session: Any = None
         self._tokenizer: Any = None
@@ -98,7 +101,7 @@ class MiniLMEmbeddingFunction(_UnitVectorEmbedder):
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
-        return MiniLMEmbeddingFunction(batch_size=config.get("batch_size", 64), threads=config.get("threads", 0))
+        return MiniLMEmbeddingFunction(batch_size=config.get("batch_size"), threads=config.get("threads", 0))
 
 
     @staticmethod
@@ -177,13 +180,16 @@ class LiteLLMEmbeddingFunction(_UnitVectorEmbedder):
     the model string and the api base are ever stored.
     """
 
+    DEFAULT_BATCH_SIZE = 64
+    """Texts per API call: fewer round trips, well under every provider's input limit."""
+
     def __init__(
-        self, model: str, *, api_base: str | None = None, batch_size: int = 64, settings: Settings | None = None
+        self, model: str, *, api_base: str | None = None, batch_size: int | None = None, settings: Settings | None = None
     ) -> None:
         self.model = model
         self.settings = settings
         self.api_base = api_base
-        self.batch_size = batch_size
+        self.batch_size = batch_size or self.DEFAULT_BATCH_SIZE
 
     @staticmethod
     def name() -> str:
@@ -199,7 +205,7 @@ class LiteLLMEmbeddingFunction(_UnitVectorEmbedder):
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> LiteLLMEmbeddingFunction:
         return LiteLLMEmbeddingFunction(
-            config["model"], api_base=config.get("api_base"), batch_size=config.get("batch_size", 64)
+            config["model"], api_base=config.get("api_base"), batch_size=config.get("batch_size")
         )
 
 
@@ -215,7 +221,7 @@ class LiteLLMEmbeddingFunction(_UnitVectorEmbedder):
         return vectors
 
 
-_shared_embedders: dict[tuple[str, str | None, int, int], Embedder] = {}
+_shared_embedders: dict[tuple[str, str | None, int | None, int], Embedder] = {}
 _shared_lock = threading.Lock()
 
 

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from assistant.backend import FakeLLM, Generation, LLMBackend, LLMError
+from assistant.embeddings import LiteLLMEmbeddingFunction
 from assistant.models import Message, Usage
 from assistant.settings import DEFAULT_LOCAL_MODEL, Settings
 from assistant.tokens import count_tokens as count_cl100k_tokens
@@ -315,6 +316,12 @@ def _timeout_seconds(timeout: Any, default: float) -> float:
     return float(read) if isinstance(read, int | float) else default
 
 
+LOCAL_STREAM_FLUSH_S = 0.05
+"""Tokens are sent on in pieces at most this often: litellm spends about 2 ms on each streamed
+chunk, 14% of a small model's decode time when every token is its own chunk, and 20 updates a
+second read as smoothly as 65."""
+
+
 def local_stream(
     model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any], timeout: Any
 ) -> Iterator[dict[str, Any]]:
@@ -342,6 +349,8 @@ def local_stream(
         max_tokens = min(int(optional_params.get("max_tokens") or room), room)
         temperature = optional_params.get("temperature")
         pieces: list[str] = []
+        pending: list[str] = []
+        last_sent = float("-inf")  # the first piece goes out at once
         finish_reason = "stop"
         with closing(
             loaded.llama.create_completion(
@@ -364,9 +373,14 @@ def local_stream(
                 choice = chunk["choices"][0]
                 if choice["text"]:
                     pieces.append(choice["text"])
-                    yield {"text": choice["text"], "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
+                    pending.append(choice["text"])
                 if choice["finish_reason"]:
                     finish_reason = choice["finish_reason"]
+                if pending and time.monotonic() - last_sent >= LOCAL_STREAM_FLUSH_S:
+                    yield {"text": "".join(pending), "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
+                    pending, last_sent = [], time.monotonic()
+        if pending:
+            yield {"text": "".join(pending), "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
         completion_tokens = loaded.count_tokens("".join(pieces))
         yield {
             "text": "",
@@ -1004,7 +1018,7 @@ def embed_texts(
         raise LLMError(missing)
     litellm = _litellm()
     vectors: list[list[float]] = []
-    batch_size = settings.embedding_batch_size
+    batch_size = settings.embedding_batch_size or LiteLLMEmbeddingFunction.DEFAULT_BATCH_SIZE
     for start in range(0, len(texts), batch_size):
         batch = texts[start : start + batch_size]
         kwargs: dict[str, Any] = {"model": model, "input": batch, "timeout": settings.timeout_s, "num_retries": 0}

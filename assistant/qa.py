@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 from assistant.backend import LLMBackend, LLMError
 from assistant.budget import context_budget, pack_context
 from assistant.conversations import ChatTurn
-from assistant.coverage import uncovered_notice, uncovered_words
+from assistant.coverage import quoted_list, uncovered_notice, uncovered_words
 from assistant.embeddings import Embedder
 from assistant.models import Answer, Citation, Hit, Message, Paper, PaperRef, Source, Usage
 from assistant.prompts import fence_sources, load_prompt
@@ -477,12 +477,20 @@ def _plan(
             notices=notices,
             usage=usage,
         )
-    if not forced:
-        # Named papers are asked about as they are; otherwise say which of the question's key
-        # words no abstract uses, so a near-miss answer is not taken for a full one.
-        uncovered = uncovered_notice(uncovered_words(query, retriever.vocabulary(), retriever.store.embedder))
-        if uncovered:
-            notices.append(uncovered)
+    # Named papers are asked about as they are; otherwise find the question's key words no abstract
+    # uses. With a fair match elsewhere the answer says so; with a loose one it is not attempted.
+    uncovered = [] if forced else uncovered_words(query, retriever.vocabulary(), retriever.store.embedder)
+    if uncovered and best < settings.min_relevance_uncovered:
+        return refusal(
+            question,
+            hits,
+            reason=f"The collection does not cover this question: no abstract mentions {quoted_list(uncovered)}, "
+            "and no paper is close to the rest of it.",
+            notices=notices,
+            usage=usage,
+        )
+    if uncovered:
+        notices.append(uncovered_notice(uncovered))
     # Named papers come whole; a retrieved one brings its best-matching chunk. Hits far below
     # the best only distract a small model (and cost it seconds of reading on a CPU).
     floor = max(settings.min_relevance, best - RELEVANCE_MARGIN)

@@ -59,7 +59,12 @@ class Settings(BaseSettings):
         min_length=1,
         description=f"'{LOCAL_EMBEDDER}' (bundled, offline) or any litellm embedding model, e.g. 'openai/text-embedding-3-small'.",
     )
-    embedding_batch_size: int = Field(default=64, ge=1, le=4096, description="Texts embedded per forward pass.")
+    embedding_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="Texts embedded per forward pass or API call; unset: the embedder's own (16 for the local model, 64 per API call).",
+    )
     embedding_threads: int = Field(
         default=0, ge=0, le=256, description="onnxruntime intra-op threads for the local embedder; 0 uses every core."
     )
@@ -90,6 +95,12 @@ class Settings(BaseSettings):
         ge=0.0,
         le=1.0,
         description="Cosine similarity below which the best hit is too weak: the assistant says the collection does not cover the question.",
+    )
+    min_relevance_uncovered: float = Field(
+        default=0.42,
+        ge=0.0,
+        le=1.0,
+        description="The same bar when a word that carries the question appears in no abstract: a looser match than this is not answered.",
     )
 
     # --- language model --------------------------------------------------------------

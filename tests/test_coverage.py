@@ -48,12 +48,11 @@ def test_only_the_words_that_carry_the_question_are_reported(sample_retriever) -
 @pytest.mark.parametrize(
     ("words", "notice"),
     [
-        ([], None),
         (["video"], "No abstract in the collection mentions “video”, so this answer cannot speak to that part of the question."),
         (["Mamba", "perplexity"], "No abstract in the collection mentions “Mamba” or “perplexity”, so this answer cannot speak to that part of the question."),
     ],
 )
-def test_notice_wording(words: list[str], notice: str | None) -> None:
+def test_notice_wording(words: list[str], notice: str) -> None:
     assert uncovered_notice(words) == notice
 
 
@@ -73,3 +72,11 @@ def test_a_question_about_a_named_paper_gets_no_such_notice(sample_retriever) ->
     assert not any("No abstract in the collection mentions" in notice for notice in result.notices)
     covered = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=FakeLLM("x [1]."))
     assert not any("No abstract in the collection mentions" in notice for notice in covered.notices)
+
+
+def test_a_loose_match_missing_the_key_word_is_declined_before_the_model(sample_retriever) -> None:  # noqa: ANN001
+    backend = FakeLLM()
+    result = answer("Which paper benchmarks LLMs on medical question answering?", retriever=sample_retriever, backend=backend)
+    assert result.refused
+    assert result.text.startswith("The collection does not cover this question: no abstract mentions “medical”")
+    assert backend.history == []
