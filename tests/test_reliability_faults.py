@@ -520,5 +520,8 @@ def test_ingest_killed_halfway_is_completed_by_the_next_without_duplicates_or_or
     store = PaperStore(Settings(store_dir=store_dir, data_dir=data_dir))
     stored_titles = Counter(s.paper.title for s in store.list_papers())
     assert stored_titles == Counter(titles), "every paper exactly once"
-    hits = Retriever(store).search(titles[-1], 1)
-    assert hits and hits[0].paper.title == titles[-1]
+    # The last paper, written by the second ingest, is in both indexes: first by keywords (its own
+    # number), and among the first by fusion. Dense search cannot tell 87 "Speech Recognition at
+    # Scale N" titles apart, so rank fusion may put another of them first.
+    hits = {hit.paper.title: hit for hit in Retriever(store).search(titles[-1], 5)}
+    assert titles[-1] in hits and hits[titles[-1]].bm25_rank == 1 and hits[titles[-1]].dense_rank is not None
