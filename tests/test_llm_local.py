@@ -54,6 +54,17 @@ def test_streamed_reply(backend: LiteLLMBackend, settings: Settings) -> None:
     assert 0 < usage.completion_tokens <= settings.max_answer_tokens + 1
 
 
+def test_tokens_are_sent_on_in_timed_pieces(settings: Settings) -> None:
+    """The first piece goes out at once; later ones gather the tokens of each flush interval."""
+    config = LocalCallConfig.for_settings(SMOLLM2, settings)
+    params = {**config.as_params(), "max_tokens": 48, "temperature": 0.0}
+    chunks = list(llm.local_stream(SMOLLM2.model_string, [m.model_dump() for m in COLOR_QUESTION], params, 60))
+    pieces = [chunk["text"] for chunk in chunks if not chunk["is_finished"]]
+    finished = chunks[-1]
+    assert finished["is_finished"] and finished["usage"]["completion_tokens"] > len(pieces) >= 2
+    assert all(pieces)
+
+
 def test_whole_reply(backend: LiteLLMBackend) -> None:
     generation = backend.generate(CAPITAL_QUESTION)
     assert "Paris" in generation.text
