@@ -10,11 +10,11 @@ matters is measured by how far the question's embedding moves when the word is l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from assistant.retrieval import bm25_tokens, simple_tokens
+from assistant.retrieval import Vocabulary, bm25_tokens, simple_tokens
 
 EmbedFunction = Callable[[list[str]], Sequence[Sequence[float]]]
 
@@ -33,7 +33,7 @@ def content_words(question: str) -> list[str]:
     return [word for word in dict.fromkeys(_WORD.findall(question)) if bm25_tokens(word)]
 
 
-def absent_words(question: str, vocabulary: Collection[str]) -> list[str]:
+def absent_words(question: str, vocabulary: Vocabulary) -> list[str]:
     """Content words none of whose parts the collection uses ("customer-service": neither part known)."""
     absent = []
     for word in content_words(question):
@@ -44,13 +44,12 @@ def absent_words(question: str, vocabulary: Collection[str]) -> list[str]:
     return absent
 
 
-def _known(term: str, vocabulary: Collection[str]) -> bool:
+def _known(term: str, vocabulary: Vocabulary) -> bool:
     if term in vocabulary:
         return True
     if len(term) < _KIN_PREFIX:
         return False
-    prefix = term[:_KIN_PREFIX]
-    return any(known.startswith(prefix) and abs(len(known) - len(term)) <= 3 and "|" not in known for known in vocabulary)
+    return any(abs(len(known) - len(term)) <= 3 for known in vocabulary.words_starting(term[:_KIN_PREFIX]))
 
 
 def salience(question: str, words: Sequence[str], embedder: EmbedFunction) -> dict[str, float]:
@@ -63,7 +62,7 @@ def salience(question: str, words: Sequence[str], embedder: EmbedFunction) -> di
     return {word: max(0.0, float(1.0 - vectors[0] @ vectors[i + 1])) for i, word in enumerate(words)}
 
 
-def uncovered_words(question: str, vocabulary: Collection[str], embedder: EmbedFunction) -> list[str]:
+def uncovered_words(question: str, vocabulary: Vocabulary, embedder: EmbedFunction) -> list[str]:
     """Absent words that matter to the question, most important first; [] without an embedder call
     when every word is known."""
     absent = absent_words(question, vocabulary)

@@ -13,9 +13,10 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Collection, Iterable
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from datetime import date
 from pathlib import Path
 
@@ -82,12 +83,33 @@ def bm25_terms(text: str) -> list[str]:
     return tokens + pairs
 
 
+class Vocabulary:
+    """The BM25 terms of a collection: exact lookup, and words by their first letters."""
+
+    def __init__(self, terms: Collection[str]) -> None:
+        self._terms = terms
+        self._words = sorted(term for term in terms if "|" not in term)
+
+    def __contains__(self, term: object) -> bool:
+        return term in self._terms
+
+    def words_starting(self, prefix: str) -> Iterator[str]:
+        for word in self._words[bisect_left(self._words, prefix) :]:
+            if not word.startswith(prefix):
+                return
+            yield word
+
+
 @dataclass(frozen=True)
 class _Bm25Index:
     revision: str
     model: bm25s.BM25 | None
     chunk_ids: list[str]
     paper_ids: list[str]
+
+    @cached_property
+    def vocabulary(self) -> Vocabulary:
+        return Vocabulary(self.model.vocab_dict.keys() if self.model is not None else frozenset())
 
     def top(self, query: str, n: int) -> list[tuple[int, float]]:
         if self.model is None or not self.chunk_ids:
@@ -172,10 +194,9 @@ class Retriever:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def vocabulary(self) -> Collection[str]:
+    def vocabulary(self) -> Vocabulary:
         """Every BM25 term (stemmed word or word pair) some chunk of the collection has."""
-        index = self.refresh()
-        return index.model.vocab_dict.keys() if index.model is not None else frozenset()
+        return self.refresh().vocabulary
 
     # --- search ---------------------------------------------------------------------
     def fusion_depth(self, k: int) -> int:

@@ -7,8 +7,9 @@ import pytest
 from assistant.backend import FakeLLM
 from assistant.coverage import absent_words, content_words, uncovered_notice, uncovered_words
 from assistant.qa import answer
+from assistant.retrieval import Vocabulary
 
-VOCABULARY = {"diffus", "model", "imag", "compress", "custom", "attent", "layer", "generat"}
+VOCABULARY = Vocabulary({"diffus", "model", "imag", "compress", "custom", "attent", "layer", "generat", "imag|model"})
 
 
 def test_content_words_drop_question_words_and_repeats():
@@ -22,6 +23,9 @@ def test_absent_words_are_checked_part_by_part_and_by_kin():
     assert absent_words("cross-modal agents", VOCABULARY) == ["cross-modal", "agents"]
     # The stemmer keeps "compressor" apart from "compress"; a reader would not.
     assert absent_words("an off-the-shelf compressor", VOCABULARY) == ["off-the-shelf"]
+    # Kin is found among single words only, by their first letters.
+    assert list(VOCABULARY.words_starting("imag")) == ["imag"]
+    assert "imag|model" in VOCABULARY
 
 
 class CountingEmbedder:
