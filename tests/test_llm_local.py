@@ -54,15 +54,22 @@ def test_streamed_reply(backend: LiteLLMBackend, settings: Settings) -> None:
     assert 0 < usage.completion_tokens <= settings.max_answer_tokens + 1
 
 
-def test_tokens_are_sent_on_in_timed_pieces(settings: Settings) -> None:
+def test_tokens_are_sent_on_in_timed_pieces(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first piece goes out at once; later ones gather the tokens of each flush interval."""
     config = LocalCallConfig.for_settings(SMOLLM2, settings)
-    params = {**config.as_params(), "max_tokens": 48, "temperature": 0.0}
-    chunks = list(llm.local_stream(SMOLLM2.model_string, [m.model_dump() for m in COLOR_QUESTION], params, 60))
-    pieces = [chunk["text"] for chunk in chunks if not chunk["is_finished"]]
-    finished = chunks[-1]
-    assert finished["is_finished"] and finished["usage"]["completion_tokens"] > len(pieces) >= 2
-    assert all(pieces)
+    params = {**config.as_params(), "max_tokens": 24, "temperature": 0.0}
+    messages = [m.model_dump() for m in COLOR_QUESTION]
+
+    def pieces_with(flush_s: float) -> tuple[list[str], int]:
+        monkeypatch.setattr(llm, "LOCAL_STREAM_FLUSH_S", flush_s)
+        chunks = list(llm.local_stream(SMOLLM2.model_string, messages, params, 60))
+        assert chunks[-1]["is_finished"]
+        return [chunk["text"] for chunk in chunks[:-1]], chunks[-1]["usage"]["completion_tokens"]
+
+    every_token, tokens = pieces_with(0.0)
+    assert len(every_token) >= tokens - 1 > 2  # one piece a token (the count re-tokenizes the text)
+    first_then_rest, _ = pieces_with(3600.0)
+    assert len(first_then_rest) == 2 and "".join(first_then_rest) == "".join(every_token)
 
 
 def test_whole_reply(backend: LiteLLMBackend) -> None:
