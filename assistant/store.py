@@ -12,6 +12,7 @@ import functools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
@@ -36,6 +37,9 @@ SCHEMA_VERSION = 1
 _PAGE = 5000
 # Writers of one embedded store take this lock in its folder (see ingestion.pipeline.ingest_lock).
 INGEST_LOCK_FILE = ".ingest.lock"
+# Every process opening an embedded store takes this one for the few milliseconds opening lasts.
+OPEN_LOCK_FILE = ".open.lock"
+OPEN_LOCK_TIMEOUT_S = 120.0
 # Deleting this id (never a chunk id: those are "paper_id:n") is a write that changes nothing.
 _CATCH_UP_ID = "__catch-up__"
 
@@ -127,13 +131,46 @@ class PaperStore:
         else:
             self.location = f"the store in {self.settings.resolved_store_dir}"
             self.hint = "Check that the folder is writable and has free space, or set ASSISTANT_STORE_DIR."
-        self._client = self._connect()
-        self._collection = self._open_collection()
-        self._meta = self._open_meta_collection()
+        with self._opening():
+            self._client = self._connect()
+            self._collection = self._open_collection()
+            self._meta = self._open_meta_collection()
         # The revision this process's vector index is known to include (None: not checked yet).
         self._indexed_revision: str | None = None
 
     # --- opening --------------------------------------------------------------------
+    @contextmanager
+    def _opening(self) -> Iterator[None]:
+        """Serialise opening an embedded store across processes.
+
+        Two processes opening a new store at once both run Chroma's schema migrations and both
+        create the collection, and one of them fails ("table collections already exists").
+        """
+        if self.settings.chroma_url_str:
+            yield
+            return
+        store_dir = self.settings.resolved_store_dir
+        try:
+            store_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"could not open {self.location}: {_reason(exc)}. {self.hint}") from exc
+        lock = FileLock(str(store_dir / OPEN_LOCK_FILE), timeout=OPEN_LOCK_TIMEOUT_S)
+        try:
+            lock.acquire()
+            locked = True
+        except Timeout as exc:
+            raise StoreUnavailable(
+                f"could not open {self.location}: another process has been opening it for "
+                f"{OPEN_LOCK_TIMEOUT_S:.0f} s ({exc.lock_file}). {self.hint}"
+            ) from exc
+        except OSError:
+            locked = False  # a folder nobody can write (mounted read-only) is one nobody can race to create
+        try:
+            yield
+        finally:
+            if locked:
+                lock.release()
+
     @_explained("open")
     def _connect(self) -> Any:
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
@@ -148,9 +185,7 @@ class PaperStore:
             )
             client.heartbeat()
             return client
-        store_dir = self.settings.resolved_store_dir
-        store_dir.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(store_dir), settings=chroma_settings)
+        return chromadb.PersistentClient(path=str(self.settings.resolved_store_dir), settings=chroma_settings)
 
     @_explained("open the collection in")
     def _open_collection(self) -> Any:
@@ -192,8 +227,9 @@ class PaperStore:
             except Exception as exc:  # absent already: nothing to delete
                 if "does not exist" not in str(exc).lower() and "not found" not in str(exc).lower():
                     raise
-        self._collection = self._open_collection()
-        self._meta = self._open_meta_collection()
+        with self._opening():
+            self._collection = self._open_collection()
+            self._meta = self._open_meta_collection()
 
     # --- revision -------------------------------------------------------------------
     @_explained("read the revision of")

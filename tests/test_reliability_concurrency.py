@@ -98,6 +98,36 @@ def test_a_second_writer_waits_for_the_lock_then_finishes(settings: Settings, tm
     assert time.monotonic() - started >= 1.4 and report.papers_added == 3
 
 
+_OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from assistant.settings import Settings
+from assistant.store import PaperStore
+start_at = float(sys.argv[2])
+time.sleep(max(0.0, start_at - time.time()))
+store = PaperStore(Settings(store_dir=Path(sys.argv[1]), data_dir=Path(sys.argv[1]).parent / "data"))
+print(store.count_chunks())
+"""
+
+
+@pytest.mark.timeout(300)
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # Chroma creates its tables and the collection when a store is first opened; two processes
+    # doing that at the same instant made one fail with "table collections already exists".
+    script = tmp_path / "open_store.py"
+    script.write_text(_OPEN_AT_ONCE)
+    store_dir = tmp_path / "store"
+    start_at = time.time() + 8  # past every process's imports, so the openings coincide
+    command = [sys.executable, str(script), str(store_dir), str(start_at)]
+    processes = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=REPO_ROOT)
+        for _ in range(4)
+    ]
+    results = [(p.wait(240), *p.communicate()) for p in processes]
+    assert time.time() > start_at, "the processes did not start together; raise the delay"
+    assert [(code, out.strip()) for code, out, _ in results] == [(0, "0")] * 4, [err[-600:] for _, _, err in results]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_two_ingest_processes_on_one_embedded_store(tmp_path: Path) -> None:
