@@ -3,7 +3,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -549,15 +548,12 @@ def test_large_json_lines_file_streams(tmp_path: Path) -> None:
             out.write(json.dumps({"title": f"Paper number {number}", "abstract": abstract}) + "\n")
     size = path.stat().st_size
     tracemalloc.start()
-    started = time.perf_counter()
     result = read_path(path)
-    elapsed = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert len(result.papers) == 1_000
     # The papers themselves are about the file's size; the reader must not hold several more copies.
     assert peak < 4 * size, f"peak {peak / 2**20:.1f} MiB for a {size / 2**20:.1f} MiB file"
-    assert elapsed < 10  # tracemalloc slows this several times over
 
 
 # --- properties --------------------------------------------------------------------------------
