@@ -168,12 +168,14 @@ def fence_sources(sources: list[tuple[int, str, str]]) -> str:
     Each becomes ``<source n="1" title="...">text</source>``. Source text is untrusted: any
     ``<source`` or ``</source`` inside it is escaped to ``&lt;...`` so that it can neither
     close its fence nor open a fake one, and titles are attribute-escaped on one line.
+    An apostrophe is left as it is: the attribute is in double quotes, and a model copies
+    ``&#x27;`` from the prompt into its answer, where the support check no longer matches it.
     """
     blocks = []
     for n, title, text in sources:
         if n < 1:
             raise ValueError(f"source numbers start at 1, got {n}")
-        safe_title = html.escape(" ".join(title.split()), quote=True)
+        safe_title = html.escape(" ".join(title.split()), quote=False).replace('"', "&quot;")
         safe_text = _SOURCE_TAG.sub(r"&lt;\1", text.strip())
         blocks.append(f'<source n="{n}" title="{safe_title}">\n{safe_text}\n</source>')
     return "\n\n".join(blocks)

@@ -151,10 +151,12 @@ def test_shipped_prompts_are_valid() -> None:
 
 
 def test_fence_sources_format() -> None:
-    fenced = fence_sources([(1, 'Task "Vectors" & <Scaling>', "Abstract one."), (2, "Second\npaper", "Two.")])
+    fenced = fence_sources(
+        [(1, 'Task "Vectors" & <Scaling>', "Abstract one."), (2, "An Expert's Second\npaper", "Two.")]
+    )
     assert fenced == (
         '<source n="1" title="Task &quot;Vectors&quot; &amp; &lt;Scaling&gt;">\nAbstract one.\n</source>\n\n'
-        '<source n="2" title="Second paper">\nTwo.\n</source>'
+        '<source n="2" title="An Expert\'s Second paper">\nTwo.\n</source>'
     )
     with pytest.raises(ValueError, match="start at 1"):
         fence_sources([(0, "t", "x")])
