@@ -168,7 +168,9 @@ def settle_citations(text: str, sources: Sequence[Source], report: SupportReport
         return text
     grounding: dict[str, dict[int, float]] = {plain: {} for plain in unsettled}
     for source in sources:
-        for verdict in check_support(" ".join(unsettled), [source], embedder).sentences:
+        # One paragraph each: a sentence without a full stop (a list item, a bare title) must not
+        # run into the next and come back as a unit matching none of them.
+        for verdict in check_support("\n\n".join(unsettled), [source], embedder).sentences:
             if verdict.supported and verdict.text in grounding:
                 grounding[verdict.text][source.n] = verdict.score
     for plain, verdict in unsettled.items():

@@ -211,6 +211,18 @@ def test_citations_are_settled_on_the_sources_that_ground_each_sentence(sample_s
     )
 
 
+
+def test_uncited_list_items_without_full_stops_get_their_own_citation(sample_store) -> None:  # noqa: ANN001
+    # A small model answers "which papers" with bare titles; each item is settled on its own paper.
+    uscd = titled(sample_store, "USCD")
+    counting = titled(sample_store, "LLM The Genius Paradox")
+    sources = [source_of(1, uscd), source_of(2, counting)]
+    text = f"1. [{uscd.title}]\n2. [{counting.title}]"
+    report = check_support(text, sources, sample_store.embedder)
+    assert [verdict.cited for verdict in report.sentences] == [[], []]
+    settled = settle_citations(text, sources, report, sample_store.embedder)
+    assert settled == f"1. [{uscd.title}] [1]\n2. [{counting.title}] [2]"
+
 # --- budget and long input ----------------------------------------------------------------
 def test_sources_beyond_the_context_are_dropped_lowest_ranked_first(sample_retriever) -> None:  # noqa: ANN001
     roomy = answer("Which papers are about multi-task learning?", retriever=sample_retriever, backend=FakeLLM())
