@@ -184,6 +184,16 @@ def settle_citations(text: str, sources: Sequence[Source], report: SupportReport
     return text
 
 
+def checked(text: str, sources: Sequence[Source], embedder: Embedder) -> tuple[str, list[Citation], SupportReport]:
+    """``text`` (its citations validated) with its citations settled, their citations, and its support report."""
+    report = check_support(text, sources, embedder)
+    settled = settle_citations(text, sources, report, embedder)
+    if settled == text:
+        return (*validate_citations(text, sources), report)
+    text, citations = validate_citations(settled, sources)
+    return text, citations, check_support(text, sources, embedder)
+
+
 def grounded_sentences(reply: str, sources: Sequence[Source], embedder: Embedder) -> tuple[list[str], int]:
     """The reply's sentences that the sources support and that cite one (each once), and how many claims were not.
 
@@ -194,11 +204,7 @@ def grounded_sentences(reply: str, sources: Sequence[Source], embedder: Embedder
     text, _ = validate_citations(strip_echoed_prompt(reply), sources)
     if not text:
         return [], 0
-    report = check_support(text, sources, embedder)
-    settled = settle_citations(text, sources, report, embedder)
-    if settled != text:
-        text, _ = validate_citations(settled, sources)
-        report = check_support(text, sources, embedder)
+    _, _, report = checked(text, sources, embedder)
     claims = [verdict for verdict in report.sentences if verdict.kind == "claim"]
     kept = list(dict.fromkeys(verdict.text for verdict in claims if verdict.supported and verdict.cited))
     return kept, len(claims) - len(kept)
@@ -543,12 +549,9 @@ def _finish(plan: _Plan, reply: str, *, model: str, usage: Usage, embedder: Embe
             sources=plan.sources,
         )
     common = {"question": plan.question, "sources": plan.sources, "model": model, "usage": usage}
-    report = check_support(text, plan.sources, embedder) if text else None
-    if report is not None:
-        settled = settle_citations(text, plan.sources, report, embedder)
-        if settled != text:
-            text, citations = validate_citations(settled, plan.sources)
-            report = check_support(text, plan.sources, embedder)
+    report: SupportReport | None = None
+    if text:
+        text, citations, report = checked(text, plan.sources, embedder)
     claims = [v for v in report.sentences if v.kind == "claim"] if report is not None else []
     if report is None or not claims or mostly_unsupported(report.unsupported_share):
         reason = "The model's answer was not grounded in the abstracts" if claims else "The model gave no answer"
