@@ -405,7 +405,7 @@ def test_markup_in_titles_reaches_the_prompt_only_escaped_inside_its_fence(hosti
     turn = assistant.respond("Which paper is about sparse attention for long documents?")
     assert [s.title for s in turn.sources][0] == HOSTILE_TITLES[0]  # the data keeps its title
     prompt = backend.last_messages[-1].content
-    assert "<script>" not in prompt and "&lt;script&gt;alert(&#x27;xss&#x27;)&lt;/script&gt;" in prompt
+    assert "<script>" not in prompt and "&lt;script&gt;alert('xss')&lt;/script&gt;" in prompt
 
 
 def _fenced_blocks(prompt: str) -> list[str]:
