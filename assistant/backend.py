@@ -13,15 +13,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
+from assistant.errors import LLMError
 from assistant.models import Message, Usage
-
-
-class LLMError(RuntimeError):
-    """A model call failed; the message says what the user can do about it."""
-
-    def __init__(self, message: str, *, partial_text: str = "") -> None:
-        super().__init__(message)
-        self.partial_text = partial_text
 
 
 class Generation:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from assistant.errors import ConversationNotFound
 from assistant.models import PaperRef, Source
 from assistant.settings import Settings
 
@@ -37,13 +38,6 @@ _SECRET = re.compile(
     r"|gh[pousr]_[A-Za-z0-9]{20,}|AIza[0-9A-Za-z_\-]{30,}|AKIA[0-9A-Z]{16})"
 )
 REDACTED = "[redacted key]"
-
-
-class ConversationNotFound(KeyError):
-    """No conversation has that id (deleted, or never created)."""
-
-    def __str__(self) -> str:
-        return f"no conversation with id {self.args[0]!r}"
 
 
 class ChatTurn(BaseModel):

@@ -16,11 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from assistant.errors import EmbedderUnavailable
 from assistant.settings import LOCAL_EMBEDDER, Settings
-
-
-class EmbedderUnavailable(RuntimeError):
-    """The embedding model cannot be loaded or reached; the message says what to install or set."""
 
 
 class Embedder(Protocol):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from assistant.backend import LLMBackend
 from assistant.compare import MAX_PAPERS, MIN_PAPERS, comparison_markdown, comparison_sources, stream_comparison
 from assistant.conversations import ChatTurn
+from assistant.errors import AmbiguousPaper, PaperNotFound
 from assistant.models import Answer, Citation, Comparison, Digest, Hit, Message, Paper, PaperRef, Source, Summary
 from assistant.qa import Streamed, fit_question, history_turns, papers_cited, referenced_papers, source_of, stream_answer
 from assistant.resolve import Resolution, resolve_one, resolve_papers
@@ -37,26 +38,6 @@ _SUMMARY = re.compile(
     r"\bsummar(?:y|ies|ise|ize|ised|ized|ising|izing)\b|\btl;?dr\b|\bgist\b|\bwhat\s+(?:is|'s)\s+.{2,120}?\s+about\b",
     re.IGNORECASE,
 )
-
-
-class PaperNotFound(LookupError):
-    """A name fits no paper of the collection."""
-
-    def __init__(self, name: str, suggestions: Sequence[Paper] = ()) -> None:
-        self.name = name
-        self.suggestions = list(suggestions)
-        hint = "; ".join(f"{p.title} [{p.paper_id}]" for p in self.suggestions)
-        super().__init__(f"no paper in the collection matches {name!r}" + (f". Closest: {hint}" if hint else ""))
-
-
-class AmbiguousPaper(LookupError):
-    """A name fits several papers; the message lists them so the user can pick one."""
-
-    def __init__(self, name: str, candidates: Sequence[Paper]) -> None:
-        self.name = name
-        self.candidates = list(candidates)
-        listed = "; ".join(f"{p.title} [{p.paper_id}]" for p in self.candidates)
-        super().__init__(f"{name!r} fits several papers: {listed}. Give a longer part of the title or the paper id.")
 
 
 class Clarification(BaseModel):

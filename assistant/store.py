@@ -24,6 +24,7 @@ from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from assistant.embeddings import Embedder, LiteLLMEmbeddingFunction, MiniLMEmbeddingFunction, build_embedder
+from assistant.errors import EmbedderMismatch, StoreUnavailable
 from assistant.models import Chunk, Paper, PaperStats, chunk_id_of, paper_id_of
 from assistant.settings import Settings
 
@@ -42,14 +43,6 @@ OPEN_LOCK_FILE = ".open.lock"
 OPEN_LOCK_TIMEOUT_S = 120.0
 # Deleting this id (never a chunk id: those are "paper_id:n") is a write that changes nothing.
 _CATCH_UP_ID = "__catch-up__"
-
-
-class StoreUnavailable(RuntimeError):
-    """The store cannot be opened, reached or written; the message says what to do."""
-
-
-class EmbedderMismatch(ValueError):
-    """The collection was built with another embedding model; vectors must not be mixed."""
 
 
 P = ParamSpec("P")
