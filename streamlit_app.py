@@ -3,7 +3,7 @@
 A thin router. It opens the session's collaborators (cached, see ``app_pages/ui.py``),
 ingests the sample collection on a first start, draws the sidebar and runs the chosen
 page. Pages only display and call ``assistant/``; what they need that is not display
-lives in ``assistant/app_support.py``.
+lives in the ``assistant.app`` package.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import streamlit as st
 
 from app_pages import ui
-from assistant.app_support import EXPECTED_ERRORS, error_message
+from assistant.app.session import EXPECTED_ERRORS, error_message
 
 logger = logging.getLogger("paper_assistant.app")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import ui
-from assistant import app_support as support
+from assistant.app import render
+from assistant.app import session as app_session
 from assistant.conversations import ChatTurn
 
 session = ui.current()
@@ -24,7 +25,7 @@ replies = 0
 for position, turn in enumerate(history):
     with st.chat_message(turn.role):
         if turn.role == "user":
-            st.markdown(support.literal_markdown(turn.content))
+            st.markdown(render.literal_markdown(turn.content))
         else:
             replies += 1
             ui.reply_view(turn, f"reply {replies}", key=f"reply-{replies}", latest=position == len(history) - 1)
@@ -34,16 +35,17 @@ question = st.session_state.pop(ui.PENDING_QUESTION, None) or typed
 
 if question:
     with st.chat_message("user"):
-        st.markdown(support.literal_markdown(question))
+        st.markdown(render.literal_markdown(question))
     with st.chat_message("assistant"):
         slot = st.empty()
         try:
             with slot.container():
+                asked: str = question
                 streamed = ui.stream(
-                    lambda: session.assistant.respond(question, history), "Finding the papers and asking the model…"
+                    lambda: session.assistant.respond(asked, history), "Finding the papers and asking the model…"
                 )
-            reply = streamed.to_chat_turn()
-        except support.EXPECTED_ERRORS as exc:
+            reply = streamed.result.to_chat_turn()
+        except app_session.EXPECTED_ERRORS as exc:
             with slot.container():
                 ui.show_error(exc, getattr(exc, "partial_text", ""))
         else:

@@ -9,8 +9,11 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import ui
-from assistant import app_support as support
-from assistant.models import IngestReport
+from assistant.app import collection as collection_view
+from assistant.app import render
+from assistant.app import session as app_session
+from assistant.schema import IngestReport
+from ingestion import pipeline
 
 REPORT = "last_ingest_report"
 UPLOADER_ROUND = "uploader_round"
@@ -19,7 +22,7 @@ session = ui.current()
 store = session.store
 
 st.title("Collection")
-st.caption(f"Open: {support.inline_literal(support.store_description(session.settings))}")
+st.caption(f"Open: {render.inline_literal(app_session.store_description(session.settings))}")
 
 # --- adding papers ---------------------------------------------------------------------------
 st.subheader("Add papers", anchor=False)
@@ -27,7 +30,7 @@ st.subheader("Add papers", anchor=False)
 round_number = st.session_state.setdefault(UPLOADER_ROUND, 0)
 uploads = st.file_uploader(
     "A Daily Papers page saved as text, or a JSON, JSON Lines or CSV export",
-    type=list(support.UPLOAD_TYPES),
+    type=list(collection_view.UPLOAD_TYPES),
     accept_multiple_files=True,
     key=f"uploads-{round_number}",
 )
@@ -38,8 +41,8 @@ if st.button("Ingest", type="primary", disabled=not uploads, icon=":material/upl
         bar.progress(done / total if total else 1.0, text=f"Embedding and storing: {done} of {total} chunks")
 
     try:
-        report = support.ingest_uploads([(upload.name, upload.getvalue()) for upload in uploads or []], store, show)
-    except support.EXPECTED_ERRORS as exc:
+        report = pipeline.ingest_uploads([(upload.name, upload.getvalue()) for upload in uploads or []], store, show)
+    except app_session.EXPECTED_ERRORS as exc:
         ui.show_error(exc)
     else:
         bar.progress(1.0, text="Done.")
@@ -52,18 +55,18 @@ if last is not None:
     changed = last.papers_added + last.papers_updated
     summary = (
         f"Added {last.papers_added}, updated {last.papers_updated}, unchanged {last.papers_unchanged} "
-        f"({support.plural(last.chunks_written, 'chunk')} written); "
-        f"the collection now holds {support.plural(last.total_papers, 'paper')}."
+        f"({collection_view.plural(last.chunks_written, 'chunk')} written); "
+        f"the collection now holds {collection_view.plural(last.total_papers, 'paper')}."
     )
     (st.success if changed or not last.problems else st.warning)(summary)
     if last.problems:
-        skipped = support.plural(len(last.problems), "record")
+        skipped = collection_view.plural(len(last.problems), "record")
         st.warning(f"{skipped} {'was' if len(last.problems) == 1 else 'were'} skipped:", icon=":material/report:")
-        st.dataframe(pd.DataFrame(support.problem_rows(last.problems)), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(collection_view.problem_rows(last.problems)), hide_index=True, width="stretch")
 
 # --- what is in it -------------------------------------------------------------------------
 papers = session.assistant.papers()
-stats = support.collection_stats(papers, store.count_chunks())
+stats = collection_view.collection_stats(papers, store.count_chunks())
 st.subheader("In the collection", anchor=False)
 papers_column, chunks_column, sources_column, dates_column = st.columns(4)
 papers_column.metric("Papers", stats.papers)
@@ -87,13 +90,13 @@ if stats.sources:
 @st.cache_data(show_spinner="Drawing the map…", max_entries=8)
 def map_frame(store_key: str, revision: str) -> pd.DataFrame:
     """Cached per store and revision: clustering is the slow part and changes only with an ingest."""
-    points = support.paper_map(store)
+    points = collection_view.paper_map(store)
     return pd.DataFrame([asdict(point) for point in points])
 
 
 st.subheader("Map of the papers", anchor=False)
 st.caption("Each dot is a paper, placed by what its abstract is about; colours are themes. Hover for the title.")
-frame = map_frame(support.store_key(session.settings), store.revision())
+frame = map_frame(app_session.store_key(session.settings), store.revision())
 if frame.empty:
     st.info("The collection is empty: add papers above.")
 else:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import ui
-from assistant import app_support as support
-from assistant.compare import MAX_PAPERS, MIN_PAPERS, comparison_sources, stream_comparison
-from assistant.models import Comparison, Source
+from assistant.app import exports
+from assistant.app import session as app_session
+from assistant.features.compare import MAX_PAPERS, MIN_PAPERS, comparison_sources
+from assistant.schema import Comparison, Source
 
 SELECTION = "compare_selection"
 RESULT = "comparison_result"
@@ -36,11 +37,13 @@ selected: list[str] = st.multiselect(
 )
 ready = MIN_PAPERS <= len(selected) <= MAX_PAPERS
 if not ready:
-    st.caption(f"Pick {MIN_PAPERS} to {MAX_PAPERS} papers: problem, approach, data, results and limitations are lined up.")
+    st.caption(
+        f"Pick {MIN_PAPERS} to {MAX_PAPERS} papers: problem, approach, data, results and limitations are lined up."
+    )
 wanted = st.button("Compare", type="primary", disabled=not ready, icon=":material/compare:")
 
 # The result is kept per selection and model, so other widgets' reruns do not lose it.
-result_key = (tuple(selected), assistant.settings.model)
+result_key = (tuple(selected), assistant.settings.llm.model)
 stored: tuple[tuple[tuple[str, ...], str], Comparison, list[Source]] | None = st.session_state.get(RESULT)
 
 if wanted:
@@ -49,15 +52,13 @@ if wanted:
     try:
         with slot.container():
             streamed = ui.stream(
-                lambda: stream_comparison(
-                    chosen, backend=assistant.backend, settings=assistant.settings, embedder=assistant.store.embedder
-                ),
+                lambda: assistant.stream_comparison(chosen),
                 "Reading the abstracts and lining them up…",
             )
         stored = (result_key, streamed.result, comparison_sources(chosen))
         st.session_state[RESULT] = stored
         slot.empty()
-    except support.EXPECTED_ERRORS as exc:
+    except app_session.EXPECTED_ERRORS as exc:
         with slot.container():
             ui.show_error(exc, getattr(exc, "partial_text", ""))
 
@@ -66,8 +67,8 @@ if stored is not None and stored[0] == result_key:
     ui.comparison_view(comparison, sources, SCOPE, key="comparison")
     st.download_button(
         "Export as Markdown",
-        data=support.comparison_export(comparison, sources),
-        file_name=support.download_name("comparison-" + "-vs-".join(selected)),
+        data=exports.comparison_export(comparison, sources),
+        file_name=exports.download_name("comparison-" + "-vs-".join(selected)),
         mime="text/markdown",
         icon=":material/download:",
         on_click="ignore",

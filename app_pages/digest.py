@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import ui
-from assistant import app_support as support
-from assistant.models import Digest
+from assistant.app import exports, render
+from assistant.app import session as app_session
+from assistant.schema import Digest
 
 RESULT = "digest_result"
 
@@ -20,7 +21,7 @@ st.caption(
 )
 
 # A digest belongs to one state of the collection and one model; a re-ingest or another model asks for a new one.
-result_key = (session.store.revision(), assistant.settings.model)
+result_key = (session.store.revision(), assistant.settings.llm.model)
 stored: tuple[tuple[str, str], Digest] | None = st.session_state.get(RESULT)
 current = stored is not None and stored[0] == result_key
 label = "Write the digest again" if current else "Write the digest"
@@ -32,7 +33,7 @@ if wanted:
         with slot.container():
             streamed = ui.stream(assistant.stream_digest, "Grouping the papers into themes…")
         st.session_state[RESULT] = (result_key, streamed.result)
-    except support.EXPECTED_ERRORS as exc:
+    except app_session.EXPECTED_ERRORS as exc:
         with slot.container():
             ui.show_error(exc, getattr(exc, "partial_text", ""))
     else:
@@ -43,16 +44,16 @@ if current and stored is not None:
     papers = assistant.papers()
     st.download_button(
         "Export as Markdown",
-        data=support.digest_export(digest, papers),
-        file_name=support.download_name("digest"),
+        data=exports.digest_export(digest, papers),
+        file_name=exports.download_name("digest"),
         mime="text/markdown",
         icon=":material/download:",
         on_click="ignore",
     )
     for number, theme in enumerate(digest.themes, start=1):
         scope = f"theme {number}"
-        sources = support.theme_sources(theme.paper_ids, papers)
-        st.subheader(f"{number}. {support.inline_literal(theme.name)}", anchor=False)
-        st.markdown(support.cited_markdown(theme.paragraph, sources, scope, theme.unsupported))
+        sources = exports.theme_sources(theme.paper_ids, papers)
+        st.subheader(f"{number}. {render.inline_literal(theme.name)}", anchor=False)
+        st.markdown(render.cited_markdown(theme.paragraph, sources, scope, theme.unsupported))
         ui.flagged_note(theme.paragraph, theme.unsupported)
         ui.source_cards(sources, scope, key=f"theme-{number}")

@@ -7,9 +7,10 @@ import math
 import streamlit as st
 
 from app_pages import ui
-from assistant import app_support as support
-from assistant.models import Paper, Summary
-from assistant.summarize import stream_summary
+from assistant.app import collection as collection_view
+from assistant.app import render
+from assistant.app import session as app_session
+from assistant.schema import Paper, Summary
 
 PAGE_SIZE = 20
 SUMMARIES = "paper_summaries"
@@ -18,15 +19,15 @@ session = ui.current()
 assistant = session.assistant
 papers = assistant.papers()
 # Per model: a summary written by another model is not what the picker promises.
-summaries: dict[str, Summary] = st.session_state.setdefault(SUMMARIES, {}).setdefault(assistant.settings.model, {})
+summaries: dict[str, Summary] = st.session_state.setdefault(SUMMARIES, {}).setdefault(assistant.settings.llm.model, {})
 
 st.title("Papers")
 search_column, order_column = st.columns([3, 1])
 query = search_column.text_input(
     "Search", placeholder="words of a title, an author, the abstract or an id", key="paper_query"
 )
-order = order_column.selectbox("Sort by", list(support.SORT_ORDERS), key="paper_order")
-shown = support.SORT_ORDERS[order](support.filter_papers(papers, query))
+order = order_column.selectbox("Sort by", list(collection_view.SORT_ORDERS), key="paper_order")
+shown = collection_view.SORT_ORDERS[order](collection_view.filter_papers(papers, query))
 st.caption(f"{len(shown)} of {len(papers)} papers")
 
 pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
@@ -36,7 +37,7 @@ if pages > 1:
 
 
 def summary_view(summary: Summary) -> None:
-    st.markdown(support.cited_markdown(summary.summary, [], "summary", summary.unsupported))
+    st.markdown(render.cited_markdown(summary.summary, [], "summary", summary.unsupported))
     ui.flagged_note(summary.summary, summary.unsupported)
     ui.notices(summary.notices)
     if summary.cached:
@@ -49,17 +50,11 @@ def summarize(paper: Paper) -> None:
     try:
         with slot.container():
             streamed = ui.stream(
-                lambda: stream_summary(
-                    paper,
-                    backend=assistant.backend,
-                    settings=assistant.settings,
-                    embedder=assistant.store.embedder,
-                    cache=assistant.summary_cache,
-                ),
+                lambda: assistant.stream_summary(paper),
                 "Summarizing…",
             )
         summaries[paper.paper_id] = streamed.result
-    except support.EXPECTED_ERRORS as exc:
+    except app_session.EXPECTED_ERRORS as exc:
         with slot.container():
             ui.show_error(exc, getattr(exc, "partial_text", ""))
     else:
@@ -68,15 +63,15 @@ def summarize(paper: Paper) -> None:
 
 
 for paper in shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
-    with st.expander(support.inline_literal(paper.title), key=f"paper-{paper.paper_id}"):
-        st.markdown(support.paper_details(paper))
-        st.markdown(support.literal_markdown(paper.abstract))
+    with st.expander(render.inline_literal(paper.title), key=f"paper-{paper.paper_id}"):
+        st.markdown(render.paper_details(paper))
+        st.markdown(render.literal_markdown(paper.abstract))
         summarize_column, ask_column, compare_column = st.columns(3)
         wants_summary = summarize_column.button(
             "One-paragraph summary", key=f"summarize-{paper.paper_id}", icon=":material/short_text:"
         )
         if ask_column.button("Ask about this paper", key=f"ask-{paper.paper_id}", icon=":material/forum:"):
-            st.session_state[ui.PENDING_QUESTION] = support.ask_about(paper)
+            st.session_state[ui.PENDING_QUESTION] = app_session.ask_about(paper)
             st.switch_page(ui.CHAT_PAGE)
         if compare_column.button("Compare with…", key=f"compare-{paper.paper_id}", icon=":material/compare:"):
             st.session_state[ui.COMPARE_PRESELECT] = [paper.paper_id]

@@ -8,6 +8,7 @@ picker and retrieval depth make it a different assistant.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -15,16 +16,20 @@ from typing import TypeVar
 
 import pandas as pd
 import streamlit as st
-from pydantic import ValidationError
 from streamlit.delta_generator import DeltaGenerator
 
-from assistant import app_support as support
-from assistant.conversations import ChatTurn, ConversationNotFound, ConversationStore
-from assistant.models import Comparison, Source
+from assistant import citations
+from assistant.app import collection as collection_view
+from assistant.app import exports, presets, render
+from assistant.app import session as app_session
+from assistant.conversations import ChatTurn, ConversationStore
+from assistant.errors import ConversationNotFound, EmbedderMismatch, InvalidInput, StoreUnavailable
 from assistant.retrieval import Retriever
+from assistant.schema import Comparison, Source
 from assistant.service import Clarification, PaperAssistant
-from assistant.settings import Settings
-from assistant.store import EmbedderMismatch, PaperStore, StoreUnavailable
+from assistant.settings import Settings, load_settings
+from assistant.store import PaperStore
+from ingestion import pipeline
 
 CHAT_PAGE = "app_pages/chat.py"
 PAPERS_PAGE = "app_pages/papers.py"
@@ -59,52 +64,52 @@ class Session:
 # Underscore parameters are not hashed by Streamlit: the key argument stands for them.
 @st.cache_resource(show_spinner="Opening the paper store…")
 def _open_store(key: str, _settings: Settings) -> PaperStore:
-    return support.open_store(_settings)
+    return app_session.open_store(_settings)
 
 
 @st.cache_resource(show_spinner=False)
 def _open_retriever(key: str, _store: PaperStore, _settings: Settings) -> Retriever:
-    return support.open_retriever(_store, _settings)
+    return app_session.open_retriever(_store, _settings)
 
 
 @st.cache_resource(show_spinner=False)
 def _open_assistant(key: str, _settings: Settings, _store: PaperStore, _retriever: Retriever) -> PaperAssistant:
-    return support.open_assistant(_settings, _store, _retriever)
+    return app_session.open_assistant(_settings, _store, _retriever)
 
 
 @st.cache_resource(show_spinner=False)
 def _open_conversations(key: str, _settings: Settings) -> ConversationStore:
-    return support.open_conversations(_settings)
+    return app_session.open_conversations(_settings)
 
 
 def start_session() -> Session | None:
     """Sidebar, collaborators and first-start ingestion; None (with an error shown) when the store cannot open."""
     try:
-        base = Settings()
-    except ValidationError as exc:
-        st.error(f"The ASSISTANT_* environment settings are not valid: {exc.errors()[0]['msg']} ({exc.errors()[0]['loc']}).")
+        base = load_settings()
+    except InvalidInput as exc:
+        st.error(f"The ASSISTANT_* environment settings are not valid: {exc}.")
         return None
     with st.sidebar:
         # Pages fill this slot (the chat's conversations), above the model settings.
         page_sidebar = st.container()
         settings = _model_settings(base)
     try:
-        store = _open_store(support.store_key(settings), settings)
+        store = _open_store(app_session.store_key(settings), settings)
     except (StoreUnavailable, EmbedderMismatch) as exc:
-        st.error(support.error_message(exc))
+        st.error(app_session.error_message(exc))
         return None
     _first_start(store)
-    retriever = _open_retriever(support.retriever_key(settings), store, settings)
+    retriever = _open_retriever(app_session.retriever_key(settings), store, settings)
     session = Session(
         settings=settings,
         store=store,
-        assistant=_open_assistant(support.assistant_key(settings), settings, store, retriever),
-        conversations=_open_conversations(support.conversations_key(settings), settings),
+        assistant=_open_assistant(app_session.assistant_key(settings), settings, store, retriever),
+        conversations=_open_conversations(app_session.conversations_key(settings), settings),
         page_sidebar=page_sidebar,
     )
     st.session_state[_SESSION] = session
     with st.sidebar:
-        st.caption(f"Store: {support.inline_literal(support.store_description(settings))}")
+        st.caption(f"Store: {render.inline_literal(app_session.store_description(settings))}")
     return session
 
 
@@ -115,14 +120,14 @@ def current() -> Session:
 def _model_settings(base: Settings) -> Settings:
     """The model picker and retrieval depth; the settings they make for this session."""
     st.subheader("Model")
-    defaults = support.picker_defaults(base)
+    defaults = presets.picker_defaults(base)
     label = st.selectbox(
         "Language model",
-        support.PRESET_LABELS,
-        index=support.PRESET_LABELS.index(defaults.label),
+        presets.PRESET_LABELS,
+        index=presets.PRESET_LABELS.index(defaults.label),
         key="model_preset",
     )
-    preset = support.preset_named(label)
+    preset = presets.preset_named(label)
     typed_model = api_base = ""
     if not preset.model:
         typed_model = st.text_input(
@@ -137,19 +142,28 @@ def _model_settings(base: Settings) -> Settings:
             "Server base URL", value=defaults.api_base, placeholder="http://127.0.0.1:8080/v1", key="model_api_base"
         )
     top_k = st.slider(
-        "Papers retrieved per question", 1, max(20, base.top_k), value=base.top_k, key="top_k",
+        "Papers retrieved per question",
+        1,
+        max(20, base.answer.top_k),
+        value=base.answer.top_k,
+        key="top_k",
         help="Retrieval depth (top k): more papers give the model more to cite, and a longer prompt.",
     )
     try:
-        settings = support.session_settings(base, support.model_choice(label, typed_model, api_base), top_k)
+        settings = presets.session_settings(base, presets.model_choice(label, typed_model, api_base), top_k)
     except ValueError as exc:
-        st.warning(f"{support.inline_literal(str(exc))} Using the configured model {support.inline_literal(base.model)} meanwhile.")
-        settings = support.session_settings(base, support.ModelChoice(base.model, base.api_base_str), top_k)
-    missing = support.model_requirements(settings)
+        configured = base.llm.model
+        st.warning(
+            f"{render.inline_literal(str(exc))} Using the configured model {render.inline_literal(configured)} meanwhile."
+        )
+        settings = presets.session_settings(base, presets.ModelChoice(configured, base.llm.api_base_str), top_k)
+    missing = presets.model_requirements(settings)
     if missing:
-        st.warning(f"**{support.inline_literal(settings.model)}** {support.inline_literal(missing)}", icon=":material/key:")
+        st.warning(
+            f"**{render.inline_literal(settings.llm.model)}** {render.inline_literal(missing)}", icon=":material/key:"
+        )
     else:
-        st.caption(f"Answers come from **{support.inline_literal(settings.model)}**.")
+        st.caption(f"Answers come from **{render.inline_literal(settings.llm.model)}**.")
     return settings
 
 
@@ -163,10 +177,10 @@ def _first_start(store: PaperStore) -> None:
         def show(done: int, total: int) -> None:
             bar.progress(done / total if total else 1.0, text=f"Embedding the abstracts: {done} of {total} chunks")
 
-        report = support.ensure_sample(store, progress=show)
+        report = pipeline.ensure_sample(store, progress=show)
         if report is not None:
             status.update(
-                label=f"Sample collection ready: {support.plural(report.total_papers, 'paper')}.",
+                label=f"Sample collection ready: {collection_view.plural(report.total_papers, 'paper')}.",
                 state="complete",
                 expanded=False,
             )
@@ -176,7 +190,7 @@ def _first_start(store: PaperStore) -> None:
 def stream(start: Callable[[], StreamT], waiting: str) -> StreamT:
     """A spinner until the first words arrive (retrieval, loading the model), then the words as written.
 
-    ``start`` makes the reply (a Turn, a Streamed result); it is returned once fully
+    ``start`` makes the reply (a Streamed result); it is returned once fully
     shown. Every piece is made inert before display; a model failure propagates.
     """
     with st.spinner(waiting):
@@ -184,15 +198,15 @@ def stream(start: Callable[[], StreamT], waiting: str) -> StreamT:
         pieces = iter(reply)
         first = next(pieces, None)
     if first is not None:
-        st.write_stream(support.safe_stream(itertools.chain([first], pieces)))
+        st.write_stream(render.safe_stream(itertools.chain([first], pieces)))
     return reply
 
 
 def show_error(exc: BaseException, partial_text: str = "") -> None:
-    st.error(support.error_message(exc), icon=":material/error:")
+    st.error(app_session.error_message(exc), icon=":material/error:")
     if partial_text.strip():
         st.caption("What the model had written before it failed:")
-        st.markdown(support.model_markdown(partial_text))
+        st.markdown(render.model_markdown(partial_text))
 
 
 # --- replies -----------------------------------------------------------------------------------
@@ -202,37 +216,37 @@ def source_cards(sources: Sequence[Source], scope: str, *, key: str) -> None:
         return
     st.markdown("**Sources**")
     for source in sources:
-        heading = support.source_heading(source.n, scope)
+        heading = render.source_heading(source.n, scope)
         with st.container(border=True):
             st.markdown(f"###### {heading.text}")
-            line = f"**{support.inline_literal(source.title)}**"
+            line = f"**{render.inline_literal(source.title)}**"
             if source.link:
-                line += " · " + support.link_markdown(source.link, "arXiv" if "arxiv.org" in source.link else "link")
+                line += " · " + render.link_markdown(source.link, "arXiv" if "arxiv.org" in source.link else "link")
             st.markdown(line)
             with st.expander("Cited passage", key=f"{key}-passage-{source.n}"):
-                st.markdown(support.literal_markdown(source.text))
+                st.markdown(render.literal_markdown(source.text))
 
 
 def flagged_note(text: str, unsupported: Sequence[str]) -> None:
     if not unsupported:
         return
     st.caption(
-        f"{support.FLAG} {support.plural(len(unsupported), 'sentence')} could not be matched to the abstracts "
+        f"{render.FLAG} {collection_view.plural(len(unsupported), 'sentence')} could not be matched to the abstracts "
         "(marked); check them against the sources."
     )
-    for sentence in support.unmarked_unsupported(text, unsupported):
-        st.caption(f"{support.FLAG} {support.inline_literal(sentence)}")
+    for sentence in render.unmarked_unsupported(text, unsupported):
+        st.caption(f"{render.FLAG} {render.inline_literal(sentence)}")
 
 
 def notices(messages: Sequence[str]) -> None:
     for message in messages:
-        st.caption(f":material/info: {support.inline_literal(message)}")
+        st.caption(f":material/info: {render.inline_literal(message)}")
 
 
 def comparison_view(comparison: Comparison, sources: Sequence[Source], scope: str, *, key: str) -> None:
     """The aligned table (cells cite their paper), the narrative, notes and the papers as sources."""
-    st.table(pd.DataFrame(support.comparison_rows(comparison, scope)), hide_index=True)
-    st.markdown(support.cited_markdown(comparison.narrative, sources, scope, comparison.unsupported))
+    st.table(pd.DataFrame(render.comparison_rows(comparison, scope)), hide_index=True)
+    st.markdown(render.cited_markdown(comparison.narrative, sources, scope, comparison.unsupported))
     flagged_note(comparison.narrative, comparison.unsupported)
     notices(comparison.notices)
     source_cards(sources, scope, key=key)
@@ -248,21 +262,21 @@ def reply_view(turn: ChatTurn, scope: str, *, key: str, latest: bool) -> None:
         _clarification_view(Clarification.model_validate(result), key=key, latest=latest)
         return
     unsupported = result.get("unsupported", [])
-    st.markdown(support.cited_markdown(turn.content, turn.sources, scope, unsupported))
+    st.markdown(render.cited_markdown(turn.content, turn.sources, scope, unsupported))
     flagged_note(turn.content, unsupported)
     notices(result.get("notices", []))
     if turn.kind != "refusal":
-        source_cards(support.cited_sources(turn.content, turn.sources), scope, key=key)
+        source_cards(citations.cited_sources(turn.content, turn.sources), scope, key=key)
 
 
 def _clarification_view(clarification: Clarification, *, key: str, latest: bool) -> None:
-    st.markdown(support.model_markdown(clarification.text))
+    st.markdown(render.model_markdown(clarification.text))
     if not latest:
         return
     for index, candidate in enumerate(clarification.candidates):
-        question = support.clarified_question(clarification.message, clarification.mention, candidate.title)
+        question = app_session.clarified_question(clarification.message, clarification.mention, candidate.title)
         st.button(
-            f"Ask about: {support.inline_literal(candidate.title)}",
+            f"Ask about: {render.inline_literal(candidate.title)}",
             key=f"{key}-candidate-{index}",
             on_click=_queue_question,
             args=(question,),
@@ -301,7 +315,7 @@ def save_exchange(conversations: ConversationStore, question: str, reply: ChatTu
     conversation_id = st.session_state.get(CONVERSATION)
     for _ in range(2):
         if conversation_id is None:
-            conversation_id = conversations.create(support.conversation_title(question)).conversation_id
+            conversation_id = conversations.create(app_session.conversation_title(question)).conversation_id
             _open_conversation(conversation_id)
         try:
             conversations.append_turn(conversation_id, ChatTurn(role="user", content=question))
@@ -317,7 +331,13 @@ def conversation_sidebar(conversations: ConversationStore, slot: DeltaGenerator)
         st.subheader("Conversations")
         if NOTICE in st.session_state:
             st.info(st.session_state.pop(NOTICE))
-        st.button("New conversation", icon=":material/add_comment:", on_click=_open_conversation, args=(None,), width="stretch")
+        st.button(
+            "New conversation",
+            icon=":material/add_comment:",
+            on_click=_open_conversation,
+            args=(None,),
+            width="stretch",
+        )
         infos = {info.conversation_id: info for info in conversations.list_conversations()}
         current_id = st.session_state.get(CONVERSATION)
         options: list[str | None] = [None, *infos]
@@ -328,7 +348,9 @@ def conversation_sidebar(conversations: ConversationStore, slot: DeltaGenerator)
         st.selectbox(
             "Open a conversation",
             options,
-            format_func=lambda cid: "New conversation" if cid is None else f"{infos[cid].title} · {infos[cid].turn_count // 2} Q",
+            format_func=lambda cid: (
+                "New conversation" if cid is None else f"{infos[cid].title} · {infos[cid].turn_count // 2} Q"
+            ),
             key=CONVERSATION_PICKER,
             on_change=lambda: _open_conversation(st.session_state[CONVERSATION_PICKER]),
         )
@@ -341,7 +363,7 @@ def conversation_sidebar(conversations: ConversationStore, slot: DeltaGenerator)
             st.download_button(
                 "Export as Markdown",
                 data=conversations.export_markdown(current_id),
-                file_name=support.download_name(info.title),
+                file_name=exports.download_name(info.title),
                 mime="text/markdown",
                 icon=":material/download:",
                 on_click="ignore",
@@ -349,7 +371,12 @@ def conversation_sidebar(conversations: ConversationStore, slot: DeltaGenerator)
             )
             confirmed = st.checkbox("Yes, delete this conversation", key=f"confirm-delete-{current_id}")
             st.button(
-                "Delete", key="delete", type="primary", disabled=not confirmed, on_click=_delete, args=(conversations, current_id)
+                "Delete",
+                key="delete",
+                type="primary",
+                disabled=not confirmed,
+                on_click=_delete,
+                args=(conversations, current_id),
             )
 
 
@@ -358,13 +385,11 @@ def _rename(conversations: ConversationStore, conversation_id: str) -> None:
     try:
         conversations.rename(conversation_id, title)
     except (ValueError, ConversationNotFound) as exc:
-        st.session_state[NOTICE] = support.error_message(exc)
+        st.session_state[NOTICE] = app_session.error_message(exc)
 
 
 def _delete(conversations: ConversationStore, conversation_id: str) -> None:
-    try:
+    with contextlib.suppress(ConversationNotFound):  # deleted in another window meanwhile: the same outcome
         conversations.delete(conversation_id)
-    except ConversationNotFound:
-        pass  # deleted in another window meanwhile: the outcome is the same
     _open_conversation(None)
     st.session_state[NOTICE] = "The conversation was deleted."

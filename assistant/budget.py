@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from assistant.backend import LLMBackend
+from assistant.llm import LLMBackend
 
 T = TypeVar("T")
 
@@ -68,3 +68,26 @@ def context_budget(backend: LLMBackend, *, fixed_messages_tokens: int, reserve_f
         raise ValueError("fixed_messages_tokens and reserve_for_answer must not be negative")
     window = backend.context_window()
     return max(0, window - fixed_messages_tokens - reserve_for_answer - safety_margin(window))
+
+
+# --- questions --------------------------------------------------------------------------------
+def question_token_limit(backend: LLMBackend) -> int:
+    """The longest question sent on: an eighth of the window leaves the rest to the sources and answer."""
+    return max(64, backend.context_window() // 8)
+
+
+def fit_question(question: str, backend: LLMBackend) -> tuple[str, str | None]:
+    """``question`` cut to what the prompt has room for, with a notice when it was cut."""
+    limit = question_token_limit(backend)
+    total = tokens = backend.count_tokens(question)
+    kept = question
+    # Shrink by the overshoot's share of characters: two or three counts, whatever the tokenizer.
+    while tokens > limit:
+        kept = kept[: max(1, int(len(kept) * limit / tokens * 0.95))]
+        tokens = backend.count_tokens(kept)
+    if kept == question:
+        return question, None
+    if " " in kept[len(kept) // 2 :]:
+        kept = kept.rsplit(" ", 1)[0]
+    notice = f"Your message was cut to its first {backend.count_tokens(kept)} tokens (of {total}) to fit the model's context."
+    return kept, notice

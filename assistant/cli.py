@@ -8,42 +8,64 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
+import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import traceback
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from assistant.settings import SAMPLE_COLLECTION, Settings
+from assistant.errors import EXIT_BAD_INPUT, EXIT_OK, AssistantError, InvalidInput, describe
+from assistant.settings import SAMPLE_COLLECTION, Settings, load_settings
+from ingestion.errors import IngestionError
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_UNAVAILABLE = 3
+DEBUG_VARIABLE = "ASSISTANT_DEBUG"
+"""Set it to see the traceback of an unexpected error (a bug) instead of its one-line summary."""
 
 
-class CliError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
+def text_argument(value: str) -> str:
+    """An argument that is text: bytes the terminal's encoding cannot read are refused, not passed on."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{value.encode('utf-8', 'surrogateescape')[:40]!r} is not valid text (undecodable bytes); "
+            "type it again, or check the terminal's encoding"
+        ) from None
+    return value
 
 
 def _iso_date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        return date.fromisoformat(text_argument(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text_argument(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
 def _global_options() -> argparse.ArgumentParser:
     # SUPPRESS lets the same options stand before or after the command without one erasing the other.
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--store", default=argparse.SUPPRESS, help="store folder (ASSISTANT_STORE_DIR)")
-    options.add_argument("--chroma-url", default=argparse.SUPPRESS, help="Chroma server URL (ASSISTANT_CHROMA_URL)")
-    options.add_argument("--collection", default=argparse.SUPPRESS, help="collection name (ASSISTANT_COLLECTION)")
-    options.add_argument("--model", default=argparse.SUPPRESS, help="litellm model string (ASSISTANT_MODEL)")
+    options.add_argument(
+        "--store", type=text_argument, default=argparse.SUPPRESS, help="store folder (ASSISTANT_STORE_DIR)"
+    )
+    options.add_argument(
+        "--chroma-url", type=text_argument, default=argparse.SUPPRESS, help="Chroma server URL (ASSISTANT_CHROMA_URL)"
+    )
+    options.add_argument(
+        "--collection", type=text_argument, default=argparse.SUPPRESS, help="collection name (ASSISTANT_COLLECTION)"
+    )
+    options.add_argument(
+        "--model", type=text_argument, default=argparse.SUPPRESS, help="model string (ASSISTANT_MODEL)"
+    )
     return options
 
 
@@ -57,63 +79,83 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     ingest = commands.add_parser("ingest", parents=[common], help="add papers from files, folders or the HF feed")
-    ingest.add_argument("paths", nargs="*", metavar="PATH", help="Daily Papers scrape (.txt), JSON, JSONL or CSV")
-    ingest.add_argument("--hf-date", type=_iso_date, action="append", default=[], help="fetch HF daily papers of a date")
+    ingest.add_argument(
+        "paths", nargs="*", type=text_argument, metavar="PATH", help="Daily Papers scrape (.txt), JSON, JSONL or CSV"
+    )
+    ingest.add_argument(
+        "--hf-date", type=_iso_date, action="append", default=[], help="fetch HF daily papers of a date"
+    )
     ingest.add_argument("--sample", action="store_true", help="ingest the bundled sample collection")
-    ingest.add_argument("--rebuild", action="store_true", help="drop the collection first (e.g. after changing embedder)")
+    ingest.add_argument(
+        "--rebuild", action="store_true", help="drop the collection first (e.g. after changing embedder)"
+    )
     ingest.add_argument("--json", action="store_true", help="print the report as JSON")
 
     papers = commands.add_parser("papers", parents=[common], help="list the collection")
     papers.add_argument("--json", action="store_true")
 
     search = commands.add_parser("search", parents=[common], help="find papers by meaning and keywords")
-    search.add_argument("query")
-    search.add_argument("-k", type=int, default=5, help="number of papers (default 5)")
+    search.add_argument("query", type=text_argument)
+    search.add_argument("-k", type=_count, default=5, help="number of papers (default 5)")
     search.add_argument("--since", type=_iso_date, help="published on or after")
     search.add_argument("--until", type=_iso_date, help="published on or before")
-    search.add_argument("--source", help="only papers read from this source")
+    search.add_argument("--source", type=text_argument, help="only papers read from this source")
     search.add_argument("--dense-only", action="store_true", help="skip BM25 fusion")
     search.add_argument("--json", action="store_true")
 
     ask = commands.add_parser("ask", parents=[common], help="ask about the papers; the answer cites them as [n]")
-    ask.add_argument("question")
-    ask.add_argument("--session", metavar="NAME", help="continue the conversation NAME (follow-ups are understood)")
+    ask.add_argument("question", type=text_argument)
+    ask.add_argument(
+        "--session",
+        type=text_argument,
+        metavar="NAME",
+        help="continue the conversation NAME (follow-ups are understood)",
+    )
     ask.add_argument("--json", action="store_true")
 
     summarize = commands.add_parser("summarize", parents=[common], help="a one-paragraph summary of one paper")
-    summarize.add_argument("paper", metavar="PAPER", help="title, part of a title, short name (aTLAS) or paper id")
+    summarize.add_argument(
+        "paper", type=text_argument, metavar="PAPER", help="title, part of a title, short name (aTLAS) or paper id"
+    )
     summarize.add_argument("--json", action="store_true")
 
     compare = commands.add_parser("compare", parents=[common], help="compare 2-4 papers in a cited table")
-    compare.add_argument("papers", nargs="+", metavar="PAPER", help="title, part of a title, short name or paper id")
+    compare.add_argument(
+        "papers", nargs="+", type=text_argument, metavar="PAPER", help="title, part of a title, short name or paper id"
+    )
     compare.add_argument("--json", action="store_true")
 
-    digest = commands.add_parser("digest", parents=[common], help="the collection's themes, each with a cited paragraph")
+    digest = commands.add_parser(
+        "digest", parents=[common], help="the collection's themes, each with a cited paragraph"
+    )
     digest.add_argument("--json", action="store_true")
     evaluation = commands.add_parser("eval", parents=[common], help="measure retrieval and answers on a JSONL set")
-    evaluation.add_argument("file", metavar="FILE.jsonl", help="lines with kind, question, gold_titles, must_mention")
+    evaluation.add_argument(
+        "file", type=text_argument, metavar="FILE.jsonl", help="lines with kind, question, gold_titles, must_mention"
+    )
     evaluation.add_argument("--retrieval-only", action="store_true", help="skip the model: recall and MRR only")
-    evaluation.add_argument("-k", type=int, default=5, help="retrieval depth for recall@k (default 5)")
+    evaluation.add_argument("-k", type=_count, default=5, help="retrieval depth for recall@k (default 5)")
     evaluation.add_argument("--json", action="store_true")
 
     app = commands.add_parser("app", parents=[common], help="open the chat app in the browser (Streamlit)")
-    app.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
-    app.add_argument("--address", default="127.0.0.1", help="bind address; expose it only behind authentication")
+    app.add_argument("--port", type=_port, default=8501, help="port on 127.0.0.1 (default 8501)")
+    app.add_argument(
+        "--address", type=text_argument, default="127.0.0.1", help="bind address; expose it only behind authentication"
+    )
     return parser
 
 
+def _port(text: str) -> int:
+    port = _count(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, got {port}")
+    return port
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {}
-    for option, field in (("store", "store_dir"), ("chroma_url", "chroma_url"), ("collection", "collection"), ("model", "model")):
-        if hasattr(args, option):
-            overrides[field] = getattr(args, option)
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        details = "; ".join(
-            f"ASSISTANT_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
-        )
-        raise CliError(f"invalid setting: {details}", EXIT_BAD_INPUT) from exc
+    """The environment's settings with the command line's options over them; InvalidInput names what is wrong."""
+    options = (("store", "store_dir"), ("chroma_url", "chroma_url"), ("collection", "collection"), ("model", "model"))
+    return load_settings(**{field: getattr(args, option) for option, field in options if hasattr(args, option)})
 
 
 def _print_json(payload: BaseModel | dict[str, Any]) -> None:
@@ -143,19 +185,21 @@ def _open_store(settings: Settings) -> Any:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.models import ReadResult
+    from assistant.schema import ReadResult
     from ingestion.hf_feed import fetch_daily_papers
     from ingestion.pipeline import ingest_papers, read_sources
 
     paths = list(args.paths) + ([SAMPLE_COLLECTION] if args.sample else [])
     if not paths and not args.hf_date:
-        raise CliError("nothing to ingest: give PATH..., --sample or --hf-date YYYY-MM-DD", EXIT_BAD_INPUT)
+        raise InvalidInput("nothing to ingest: give PATH..., --sample or --hf-date YYYY-MM-DD")
     read = read_sources(paths)
     for day in args.hf_date:
-        fetched = fetch_daily_papers(day, base_url=str(settings.hf_daily_papers_url), timeout_s=settings.http_timeout_s)
+        fetched = fetch_daily_papers(
+            day, base_url=str(settings.ingest.hf_daily_papers_url), timeout_s=settings.ingest.http_timeout_s
+        )
         read = ReadResult(papers=read.papers + fetched.papers, problems=read.problems + fetched.problems)
     if not read.papers:
-        raise CliError("no valid paper to ingest" + _problem_lines(read.problems), EXIT_BAD_INPUT)
+        raise InvalidInput("no valid paper to ingest" + _problem_lines(read.problems))
     store = _open_store(settings)
     if args.rebuild:
         store.drop()
@@ -207,12 +251,17 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.retrieval import Retriever
 
     if not args.query.strip():
-        raise CliError("the query is empty", EXIT_BAD_INPUT)
+        raise InvalidInput("the query is empty")
     if not 1 <= args.k <= 100:
-        raise CliError("-k must be between 1 and 100", EXIT_BAD_INPUT)
+        raise InvalidInput("-k must be between 1 and 100")
     retriever = Retriever(_open_store(settings), settings)
     hits = retriever.search(
-        args.query, args.k, since=args.since, until=args.until, source=args.source, hybrid=False if args.dense_only else None
+        args.query,
+        args.k,
+        since=args.since,
+        until=args.until,
+        source=args.source,
+        hybrid=False if args.dense_only else None,
     )
     if args.json:
         _print_json(
@@ -238,20 +287,6 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-@contextmanager
-def _assistant_errors() -> Iterator[None]:
-    """Model failures are 'unavailable' (3); a paper that cannot be told for sure is bad input (2)."""
-    from assistant.backend import LLMError
-    from assistant.service import AmbiguousPaper, PaperNotFound
-
-    try:
-        yield
-    except LLMError as exc:
-        raise CliError(str(exc), EXIT_UNAVAILABLE) from exc
-    except (PaperNotFound, AmbiguousPaper) as exc:
-        raise CliError(str(exc), EXIT_BAD_INPUT) from exc
-
-
 def _assistant(settings: Settings) -> Any:
     from assistant.service import PaperAssistant
 
@@ -266,49 +301,49 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.conversations import ChatTurn, ConversationStore
 
     if not args.question.strip():
-        raise CliError("the question is empty", EXIT_BAD_INPUT)
-    conversations = ConversationStore(settings) if args.session is not None else None
+        raise InvalidInput("the question is empty")
+    conversations = ConversationStore.in_folder(settings.store.data_dir) if args.session is not None else None
     conversation = conversations.find_or_create(args.session) if conversations else None
     history = conversations.load(conversation.conversation_id).turns if conversations and conversation else []
-    with _assistant_errors():
-        turn = _assistant(settings).respond(args.question, history)
-        kind = turn.kind
-    if kind == "clarification":
-        raise CliError(turn.text, EXIT_BAD_INPUT)
+    reply = _assistant(settings).respond(args.question, history).result
+    if reply.kind == "clarification":
+        raise InvalidInput(reply.text)
     if conversations and conversation:
         conversations.append_turn(conversation.conversation_id, ChatTurn(role="user", content=args.question))
-        conversations.append_turn(conversation.conversation_id, turn.to_chat_turn())
-    cited = {citation.n for citation in turn.citations}
+        conversations.append_turn(conversation.conversation_id, reply.to_chat_turn())
+    cited = {citation.n for citation in reply.citations}
     if args.json:
         _print_json(
             {
                 "question": args.question,
-                "kind": kind,
-                "answer": turn.text,
-                "citations": [c.model_dump() for c in turn.citations],
-                "unsupported": turn.unsupported,
-                "refused": kind == "refusal",
-                "notices": turn.notices,
-                "sources": [s.model_dump(exclude={"text"}) for s in turn.sources],
-                "model": turn.model,
+                "kind": reply.kind,
+                "answer": reply.text,
+                "citations": [c.model_dump() for c in reply.citations],
+                "unsupported": reply.unsupported,
+                "refused": reply.refused,
+                "notices": reply.notices,
+                "sources": [s.model_dump(exclude={"text"}) for s in reply.sources],
+                "model": reply.model,
                 "session": args.session,
             }
         )
         return EXIT_OK
-    print(turn.text)
-    listed = [s for s in turn.sources if s.n in cited]
+    print(reply.text)
+    listed = [s for s in reply.sources if s.n in cited]
     if listed:
         print("\nSources:\n" + _source_lines(listed))
-    if turn.unsupported:
-        print("\nNot found in the sources (check before relying on it):\n" + "\n".join(f"- {u}" for u in turn.unsupported))
-    for notice in turn.notices:
+    if reply.unsupported:
+        print(
+            "\nNot found in the sources (check before relying on it):\n"
+            + "\n".join(f"- {u}" for u in reply.unsupported)
+        )
+    for notice in reply.notices:
         print(f"note: {notice}", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
-    with _assistant_errors():
-        summary = _assistant(settings).summarize(args.paper)
+    summary = _assistant(settings).summarize(args.paper)
     if args.json:
         _print_json(summary)
         return EXIT_OK
@@ -319,16 +354,15 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.compare import MAX_PAPERS, MIN_PAPERS, comparison_markdown
+    from assistant.features.compare import MAX_PAPERS, MIN_PAPERS, comparison_markdown
 
     if not MIN_PAPERS <= len(args.papers) <= MAX_PAPERS:
-        raise CliError(f"compare takes {MIN_PAPERS} to {MAX_PAPERS} papers, got {len(args.papers)}", EXIT_BAD_INPUT)
-    with _assistant_errors():
-        assistant = _assistant(settings)
-        papers = [assistant.paper(name) for name in args.papers]
-        if len({paper.paper_id for paper in papers}) < len(papers):
-            raise CliError("the same paper was named twice: " + "; ".join(p.title for p in papers), EXIT_BAD_INPUT)
-        comparison = assistant.compare([paper.paper_id for paper in papers])
+        raise InvalidInput(f"compare takes {MIN_PAPERS} to {MAX_PAPERS} papers, got {len(args.papers)}")
+    assistant = _assistant(settings)
+    papers = [assistant.paper(name) for name in args.papers]
+    if len({paper.paper_id for paper in papers}) < len(papers):
+        raise InvalidInput("the same paper was named twice: " + "; ".join(p.title for p in papers))
+    comparison = assistant.compare([paper.paper_id for paper in papers])
     if args.json:
         _print_json(comparison)
         return EXIT_OK
@@ -340,11 +374,10 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.digest import digest_markdown
+    from assistant.features.digest import digest_markdown
 
-    with _assistant_errors():
-        assistant = _assistant(settings)
-        digest = assistant.digest()
+    assistant = _assistant(settings)
+    digest = assistant.digest()
     if args.json:
         _print_json(digest)
         return EXIT_OK
@@ -357,25 +390,21 @@ def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from assistant.evaluation import EvalFileError, evaluate, format_report
+    from assistant.evaluation import evaluate, format_report
 
     def show_progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
             sys.stderr.write(f"\revaluating {done}/{total}" + ("\n" if done >= total else ""))
             sys.stderr.flush()
 
-    try:
-        with _assistant_errors():
-            report = evaluate(
-                Path(args.file),
-                assistant=None if args.retrieval_only else _assistant(settings),
-                settings=settings,
-                retrieval_only=args.retrieval_only,
-                k=args.k,
-                progress=show_progress,
-            )
-    except (EvalFileError, ValueError) as exc:
-        raise CliError(str(exc), EXIT_BAD_INPUT) from exc
+    report = evaluate(
+        Path(args.file),
+        assistant=None if args.retrieval_only else _assistant(settings),
+        settings=settings,
+        retrieval_only=args.retrieval_only,
+        k=args.k,
+        progress=show_progress,
+    )
     if args.json:
         _print_json(report)
     else:
@@ -409,14 +438,14 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
 
     app_file = Path(__file__).resolve().parents[1] / "streamlit_app.py"
     if not app_file.is_file():
-        raise CliError(f"the app is not beside the package ({app_file}); install with `pip install -e .`", EXIT_BAD_INPUT)
+        raise InvalidInput(f"the app is not beside the package ({app_file}); install with `pip install -e .`")
     env = dict(os.environ)
     # The app builds its own Settings from the environment: pass the command-line choices on.
     for field, value in (
-        ("STORE_DIR", settings.store_dir),
-        ("CHROMA_URL", settings.chroma_url_str),
-        ("COLLECTION", settings.collection),
-        ("MODEL", settings.model),
+        ("STORE_DIR", settings.store.store_dir),
+        ("CHROMA_URL", settings.store.chroma_url_str),
+        ("COLLECTION", settings.store.collection),
+        ("MODEL", settings.llm.model),
     ):
         if value is not None:
             env[f"ASSISTANT_{field}"] = str(value)
@@ -439,36 +468,24 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from assistant.embeddings import EmbedderUnavailable
-    from assistant.store import EmbedderMismatch, StoreUnavailable
-    from ingestion.errors import IngestionError
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_request:
         return EXIT_OK if exit_request.code == 0 else EXIT_BAD_INPUT
-    settings: Settings | None = None
     try:
-        settings = settings_from(args)
-        return COMMANDS[args.command](args, settings)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.code
-    except (IngestionError, EmbedderMismatch) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (StoreUnavailable, EmbedderUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except (OSError, sqlite3.Error) as exc:
-        folder = settings.data_dir if settings is not None else "the data folder"
-        print(
-            f"error: cannot use {folder} for conversations and caches ({exc}); "
-            f"make it writable or set ASSISTANT_DATA_DIR to another folder",
-            file=sys.stderr,
-        )
-        return EXIT_UNAVAILABLE
+        return COMMANDS[args.command](args, settings_from(args))
+    except (AssistantError, IngestionError, ValueError) as exc:
+        report = describe(exc)
+        print(f"error: {report.message}", file=sys.stderr)
+        return report.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A bug, not something the user did: one line, and the traceback on request.
+        if os.environ.get(DEBUG_VARIABLE):
+            traceback.print_exc()
+        report = describe(exc)
+        print(f"error: {report.message} (set {DEBUG_VARIABLE}=1 to see where)", file=sys.stderr)
+        return report.exit_code

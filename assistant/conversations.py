@@ -12,7 +12,6 @@ redacted before they reach the disk.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -23,21 +22,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from assistant.errors import ConversationNotFound
-from assistant.models import PaperRef, Source
-from assistant.settings import Settings
+from assistant.citations import cited_sources
+from assistant.errors import ConversationNotFound, InvalidInput, data_dir_errors
+from assistant.redaction import redact_json, redact_secrets
+from assistant.schema import PaperRef, Source
 
 DB_FILE_NAME = "conversations.sqlite3"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
-
-# Prefixes of the API keys litellm users are likely to paste (OpenAI, Anthropic, Hugging Face,
-# Groq, GitHub, Google, AWS), followed by enough key-like characters to not hit ordinary words.
-_SECRET = re.compile(
-    r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}|hf_[A-Za-z0-9]{20,}|gsk_[A-Za-z0-9]{20,}"
-    r"|gh[pousr]_[A-Za-z0-9]{20,}|AIza[0-9A-Za-z_\-]{30,}|AKIA[0-9A-Z]{16})"
-)
-REDACTED = "[redacted key]"
 
 
 class ChatTurn(BaseModel):
@@ -45,7 +37,9 @@ class ChatTurn(BaseModel):
 
     role: Literal["user", "assistant"]
     content: str
-    kind: str | None = Field(default=None, description="For replies: answer, comparison, summary, clarification, refusal")
+    kind: str | None = Field(
+        default=None, description="For replies: answer, comparison, summary, clarification, refusal"
+    )
     papers: list[PaperRef] = Field(
         default_factory=list, description="Papers the reply discussed, in the order it cited them"
     )
@@ -64,20 +58,6 @@ class ConversationInfo(BaseModel):
 
 class Conversation(ConversationInfo):
     turns: list[ChatTurn] = Field(default_factory=list)
-
-
-def redact_secrets(text: str) -> str:
-    return _SECRET.sub(REDACTED, text)
-
-
-def _redact_json(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact_secrets(value)
-    if isinstance(value, list):
-        return [_redact_json(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _redact_json(item) for key, item in value.items()}
-    return value
 
 
 def _now() -> str:
@@ -107,9 +87,15 @@ CREATE INDEX IF NOT EXISTS conversations_by_title ON conversations(title);
 class ConversationStore:
     """Create, list, rename, delete, append to, load and export conversations."""
 
-    def __init__(self, settings: Settings | None = None, *, path: Path | None = None) -> None:
-        self.path = path or (settings or Settings()).data_dir / DB_FILE_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    @classmethod
+    def in_folder(cls, data_dir: Path) -> ConversationStore:
+        """The conversations kept in a data folder (``ASSISTANT_DATA_DIR``)."""
+        return cls(data_dir / DB_FILE_NAME)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with data_dir_errors(path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             # WAL is a property of the file: set once, every later connection gets it.
             connection.execute("PRAGMA journal_mode=WAL")
@@ -118,18 +104,25 @@ class ConversationStore:
 
     @contextmanager
     def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        with data_dir_errors(self.path.parent):
+            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            with self._session(connection, write=write):
+                yield connection
+
+    @staticmethod
+    @contextmanager
+    def _session(connection: sqlite3.Connection, *, write: bool) -> Iterator[None]:
         connection.row_factory = sqlite3.Row
         try:
             connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             connection.execute("PRAGMA foreign_keys=ON")
             if not write:
-                yield connection
+                yield
                 return
             # IMMEDIATE takes the write lock up front, so read-then-write steps cannot interleave.
             connection.execute("BEGIN IMMEDIATE")
             try:
-                yield connection
+                yield
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -205,7 +198,7 @@ class ConversationStore:
     def append_turn(self, conversation_id: str, turn: ChatTurn) -> ChatTurn:
         """Store ``turn`` after the conversation's last one; returns it as stored (redacted, timestamped)."""
         now = _now()
-        payload = _redact_json(turn.model_dump(mode="json", include={"kind", "papers", "sources", "result"}))
+        payload = redact_json(turn.model_dump(mode="json", include={"kind", "papers", "sources", "result"}))
         content = redact_secrets(turn.content)
         with self._connect(write=True) as connection:
             if not connection.execute(
@@ -230,7 +223,12 @@ class ConversationStore:
             ).fetchall()
         turns = [
             ChatTurn.model_validate(
-                {**json.loads(row["payload"]), "role": row["role"], "content": row["content"], "created_at": row["created_at"]}
+                {
+                    **json.loads(row["payload"]),
+                    "role": row["role"],
+                    "content": row["content"],
+                    "created_at": row["created_at"],
+                }
             )
             for row in rows
         ]
@@ -243,7 +241,7 @@ class ConversationStore:
         for turn in conversation.turns:
             speaker = "You" if turn.role == "user" else "Assistant"
             lines += [f"**{speaker}:**", "", turn.content.strip(), ""]
-            listed = _sources_to_list(turn)
+            listed = cited_sources(turn.content, turn.sources)
             if listed:
                 lines.append("Sources:")
                 lines += [
@@ -258,7 +256,7 @@ class ConversationStore:
     def _clean_title(title: str) -> str:
         clean = " ".join(redact_secrets(title).split())[:200]
         if not clean:
-            raise ValueError("a conversation title cannot be empty")
+            raise InvalidInput("a conversation name cannot be empty: give it some letters")
         return clean
 
     @staticmethod
@@ -270,13 +268,3 @@ class ConversationStore:
             updated_at=row["updated_at"],
             turn_count=row["turn_count"],
         )
-
-
-_MARKER = re.compile(r"\[(\d+)\]")
-
-
-def _sources_to_list(turn: ChatTurn) -> list[Source]:
-    """The sources a reply cites; all of them when it cites none (a summary is of its one source)."""
-    cited = {int(n) for n in _MARKER.findall(turn.content)}
-    chosen = [source for source in turn.sources if source.n in cited]
-    return chosen or turn.sources

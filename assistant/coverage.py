@@ -10,13 +10,12 @@ matters is measured by how far the question's embedding moves when the word is l
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
+from assistant.embeddings import EmbedFunction
 from assistant.retrieval import Vocabulary, bm25_tokens, simple_tokens
-
-EmbedFunction = Callable[[list[str]], Sequence[Sequence[float]]]
 
 _WORD = re.compile(r"[A-Za-z0-9][\w'-]*[A-Za-z0-9]|[A-Za-z0-9]")
 

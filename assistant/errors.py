@@ -15,8 +15,10 @@ every module can raise these without import cycles.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
@@ -72,7 +74,19 @@ class ConversationNotFound(AssistantError, KeyError):
     """No conversation has that id (deleted, or never created)."""
 
     def __str__(self) -> str:
-        return f"no conversation with id {self.args[0]!r}"
+        return f"the conversation {self.args[0]!r} no longer exists (deleted, perhaps in another window)"
+
+
+@contextmanager
+def data_dir_errors(folder: Path) -> Iterator[None]:
+    """File and SQLite failures inside the data folder, as a :class:`DataDirUnavailable` naming it."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        raise DataDirUnavailable(
+            f"cannot use {folder} for conversations and caches ({exc}); "
+            "make it writable or set ASSISTANT_DATA_DIR to another folder"
+        ) from exc
 
 
 def _titles(papers: Sequence[object]) -> str:
@@ -120,11 +134,8 @@ class ErrorReport(BaseModel):
     @property
     def text(self) -> str:
         """The message with its lead and hint, as the app shows it."""
-        body = self.message.strip().rstrip(".")
-        parts = [f"{self.lead}: {body}." if self.lead else f"{body}."]
-        if self.hint:
-            parts.append(self.hint)
-        return " ".join(parts)
+        body = f"{self.lead}: {self.message.strip()}" if self.lead else self.message.strip()
+        return f"{body.rstrip('.')}. {self.hint}" if self.hint else body
 
 
 @dataclass(frozen=True)
@@ -141,9 +152,7 @@ ERROR_TABLE: tuple[ErrorRule, ...] = (
     ErrorRule((LLMError,), "unavailable", "The language model failed", "Pick another model, or try again."),
     ErrorRule((StoreUnavailable,), "unavailable", "The paper store is unavailable"),
     ErrorRule((EmbedderUnavailable,), "unavailable", "The embedding model is unavailable"),
-    ErrorRule(
-        (EmbedderMismatch,), "bad_input", hint="Rebuild it with `paper-assistant ingest --rebuild PATH...`."
-    ),
+    ErrorRule((EmbedderMismatch,), "bad_input", hint="Rebuild it with `paper-assistant ingest --rebuild PATH...`."),
     ErrorRule((DataDirUnavailable,), "unavailable"),
     ErrorRule((IngestionError,), "bad_input", "Nothing could be read"),
     ErrorRule((PaperNotFound,), "not_found"),
@@ -164,9 +173,6 @@ _HTTP_STATUS: dict[ErrorKind, int] = {"bad_input": 400, "not_found": 404, "unava
 
 def describe(exc: BaseException) -> ErrorReport:
     """How to show ``exc``: its row of :data:`ERROR_TABLE`, or an internal error for anything else."""
-    if isinstance(exc, OSError | sqlite3.Error) and not isinstance(exc, AssistantError):
-        exc = DataDirUnavailable(f"cannot use the data folder for conversations and caches ({exc}); make it "
-                                 "writable or set ASSISTANT_DATA_DIR to another folder")
     message = str(exc).strip() or type(exc).__name__
     for rule in ERROR_TABLE:
         if isinstance(exc, rule.types):

@@ -29,14 +29,19 @@ pooled over sentences. Refusal accuracy counts both directions over all items.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from assistant.models import Answer, Comparison, Summary
+from assistant.errors import InvalidInput
+from assistant.features.summarize import SummaryCache
+from assistant.grounding import is_meta, split_units
+from assistant.schema import Answer, Comparison, Summary
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,7 +56,7 @@ ProgressCallback = Callable[[int, int], None]
 """Called with (items done, items in all), before the first item and after each."""
 
 
-class EvalFileError(ValueError):
+class EvalFileError(InvalidInput):
     """The evaluation file cannot be used; the message names the file and the line."""
 
 
@@ -242,8 +247,6 @@ def refusal_correct(kind: str, declined: bool) -> bool:
 
 def claim_count(text: str) -> int:
     """Sentences of ``text`` that the support check judges (hedges and headings are not claims)."""
-    from assistant.support import is_meta, split_units
-
     return sum(1 for unit in split_units(text) if not (unit.meta or is_meta(unit.text)))
 
 
@@ -324,11 +327,10 @@ def _reply_fields(result: Any, turn_kind: str | None) -> dict[str, Any]:
 def _run_reply(assistant: PaperAssistant, item: EvalItem) -> tuple[dict[str, Any], str, list[str]]:
     """The reply a user would get: (fields, full text shown, cited paper ids in citation order)."""
     if item.kind in ROUTED_KINDS:
-        turn = assistant.respond(item.question)
-        result = turn.result
-        fields = _reply_fields(result, turn.kind)
-        text = turn.text
-        citations = turn.citations
+        reply = assistant.respond(item.question).result
+        fields = _reply_fields(reply.result, reply.kind)
+        text = reply.text
+        citations = reply.citations
     else:
         result = assistant.answer(item.question)
         fields = _reply_fields(result, None)
@@ -358,7 +360,9 @@ def _evaluate_item(
         question=item.question,
         line=line,
         gold_ids=gold_ids,
-        retrieved=[RetrievedPaper(paper_id=h.paper.paper_id, title=h.paper.title, gold=h.paper.paper_id in gold) for h in hits],
+        retrieved=[
+            RetrievedPaper(paper_id=h.paper.paper_id, title=h.paper.title, gold=h.paper.paper_id in gold) for h in hits
+        ],
         recall_at_1=recall_at(ranked, gold_ids, 1),
         recall_at_k=recall_at(ranked, gold_ids, k),
         reciprocal_rank=reciprocal_rank(ranked, gold_ids),
@@ -420,7 +424,7 @@ def evaluate(
 ) -> EvalReport:
     """Run every item of the JSONL file at ``path`` against the collection and aggregate the metrics.
 
-    ``assistant`` (or one built from ``settings``) supplies the store, retriever and model. A
+    ``assistant`` (or one built from ``settings`` when it is None) supplies the store, retriever and model. A
     malformed line, a gold title missing from the collection or an empty collection raises
     :class:`EvalFileError` before any question is asked. Summaries are generated afresh (a
     temporary summary cache), so cached summaries do not hide the model's cost.
@@ -430,15 +434,17 @@ def evaluate(
     path = Path(path)
     items = load_items(path)
     if assistant is None:
+        if settings is None:
+            raise ValueError("evaluate needs an assistant, or the settings to build one")
         from assistant.service import PaperAssistant
 
-        assistant = PaperAssistant(settings or Settings())
+        assistant = PaperAssistant(settings)
     settings = assistant.settings
 
     catalog = assistant.papers()
     if not catalog:
         raise EvalFileError(
-            f"the collection '{settings.collection}' in {assistant.store.location} is empty: ingest the papers first (`paper-assistant ingest --sample` for the bundled Daily Papers sample)"
+            f"the collection '{settings.store.collection}' in {assistant.store.location} is empty: ingest the papers first (`paper-assistant ingest --sample` for the bundled Daily Papers sample)"
         )
     titles: dict[str, list[str]] = {}
     for paper in catalog:
@@ -449,20 +455,22 @@ def evaluate(
     results: list[ItemResult] = []
     if progress is not None:
         progress(0, len(items))
-    with _fresh_summary_cache(assistant, enabled=not retrieval_only):
+    with _fresh_summary_cache(assistant) if not retrieval_only else nullcontext():
         for line, item in items:
             results.append(_evaluate_item(assistant, line, item, gold[item.id], k=k, retrieval_only=retrieval_only))
             if progress is not None:
                 progress(len(results), len(items))
     by_kind = {
-        kind: aggregate([r for r in results if r.kind == kind]) for kind in KINDS if any(r.kind == kind for r in results)
+        kind: aggregate([r for r in results if r.kind == kind])
+        for kind in KINDS
+        if any(r.kind == kind for r in results)
     }
     return EvalReport(
         path=str(path),
         k=k,
         retrieval_only=retrieval_only,
         model=None if retrieval_only else _model_name(assistant),
-        hybrid=settings.hybrid,
+        hybrid=settings.retrieval.hybrid,
         papers_in_collection=len(catalog),
         seconds=time.perf_counter() - started,
         items=results,
@@ -475,34 +483,19 @@ def _model_name(assistant: PaperAssistant) -> str:
     try:
         return assistant.backend.model
     except Exception:  # the model could not even be built: every item carries the error
-        return assistant.settings.model
+        return assistant.settings.llm.model
 
 
-class _fresh_summary_cache:  # noqa: N801  (used as a context manager)
-    """Swap the assistant's summary cache for an empty temporary one while evaluating."""
-
-    def __init__(self, assistant: PaperAssistant, *, enabled: bool) -> None:
-        self._assistant = assistant
-        self._enabled = enabled and hasattr(assistant, "summary_cache")
-        self._saved: Any = None
-        self._tmp: Any = None
-
-    def __enter__(self) -> None:
-        if not self._enabled:
-            return
-        import tempfile
-
-        from assistant.summarize import SummaryCache
-
-        self._tmp = tempfile.TemporaryDirectory(prefix="paper-assistant-eval-")
-        self._saved = self._assistant.summary_cache
-        self._assistant.summary_cache = SummaryCache(path=Path(self._tmp.name) / "summaries.sqlite3")
-
-    def __exit__(self, *exc_info: object) -> None:
-        if not self._enabled:
-            return
-        self._assistant.summary_cache = self._saved
-        self._tmp.cleanup()
+@contextmanager
+def _fresh_summary_cache(assistant: PaperAssistant) -> Iterator[None]:
+    """The assistant's summary cache swapped for an empty temporary one while evaluating."""
+    saved = assistant.summary_cache
+    with tempfile.TemporaryDirectory(prefix="paper-assistant-eval-") as folder:
+        assistant.summary_cache = SummaryCache.in_folder(Path(folder))
+        try:
+            yield
+        finally:
+            assistant.summary_cache = saved
 
 
 # --- printing -------------------------------------------------------------------------------
@@ -518,7 +511,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(str(cell).ljust(width) if i == 0 else str(cell).rjust(width) for i, (cell, width) in enumerate(zip(row, widths)))
+        return "  ".join(
+            str(cell).ljust(width) if i == 0 else str(cell).rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=False))
+        )
 
     return "\n".join([line(header), "  ".join("-" * width for width in widths), *(line(row) for row in rows)])
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from assistant.models import Message
+from assistant.schema import Message
 
 PROMPT_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 _PROMPT_NAME = re.compile(PROMPT_NAME_PATTERN)

@@ -10,6 +10,11 @@ The index is built to avoid false positives more than to find every mention: a m
 no paper must resolve to nothing, because the caller forces resolved papers into the answer.
 Generic terms (LLM, transformer, task) never become names, a term shared by a few papers is
 reported as ambiguous, and one shared by more is no name at all.
+
+Longer than most modules (about 600 lines) because mining and matching are one algorithm:
+every kind of alias the index mines is matched by the same scan, and splitting them would
+leave each half unreadable without the other. The word rules it uses live in
+:mod:`assistant.text`.
 """
 
 from __future__ import annotations
@@ -17,44 +22,30 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import lru_cache
-from typing import NamedTuple
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from assistant.models import Paper
-
-# fmt: off
-STOPWORDS = frozenset("""
-a about above across after again against all almost also although always am among an and another any anyone
-anything are aren't around as at be became because become been before being below between both but by can
-cannot could couldn't did didn't do does doesn't doing don't done down during each either else enough etc
-even ever every few for from further get gets given gives go had hadn't has hasn't have haven't having he her
-here hers herself him himself his how however i if in into is isn't it it's its itself just least less let
-like made make makes many may me might more most much must my myself neither no nor not now of off often on
-once one only onto or other others otherwise our ours ourselves out over own per perhaps please quite rather
-really same several shall she should shouldn't since so some something still such than that the their theirs
-them themselves then there therefore these they this those though through thus to together too toward towards
-under until up upon us use used uses using very via was wasn't we well were weren't what whatever when where
-whereas whether which while who whom whose why will with within without would wouldn't yet you your yours
-yourself yourselves
-""".split())
-
-# Acronyms every machine-learning abstract uses: never the name of one paper.
-GENERIC_ACRONYMS = frozenset("""
-ai ml dl nlp cv llm llms lm lms plm plms mllm mllms vlm vlms lvlm lvlms gpt gpts gpt2 gpt3 gpt4 bert t5 rl rlhf
-dpo ppo sft peft cot icl mtl moe vit vits dit dits cnn cnns rnn rnns gnn gnns mlp mlps lstm gan gans vae vaes
-sota api apis qa gpu gpus cpu tpu nli ner asr tts ood iid kl svd pca ann knn ntk cil sae saes ema
-ii iii iv vi vii viii ix xi arxiv github https http url pdf
-""".split())
-# fmt: on
+from assistant.schema import Paper
+from assistant.text import (
+    GENERIC_ACRONYMS,
+    STOP_UNITS,
+    Token,
+    compact,
+    content_units,
+    is_acronym_shaped,
+    is_name_shaped,
+    normalize,
+    tokenize,
+    units_of,
+    words,
+)
 
 MAX_OWNERS = 3
 """A name shared by more papers than this is a generic term, not a way to pick papers."""
@@ -62,10 +53,6 @@ MAX_OWNERS = 3
 MAX_TITLE_CANDIDATES = 5
 """An explicit name found in more titles than this is a common word ("task"), not an ambiguous name."""
 
-_TOKEN = re.compile(r"[^\W_]+(?:(?:[-^'’/]|(?<=\d)\.(?=\d))[^\W_]+)*\+*")
-_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
-_SUFFIXES = ("-based", "-like", "-style", "-only", "-inspired", "-powered")
-_ROMAN = re.compile(r"^(?=[ivxlc]+$)c{0,3}(xc|xl|l?x{0,3})(ix|iv|v?i{0,3})$", re.IGNORECASE)
 _ARXIV_ID = re.compile(r"(?<![\w.])(\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?(?![\w.])", re.IGNORECASE)
 _QUOTED = re.compile(
     r"\"([^\"\n]{2,200})\"|“([^”\n]{2,200})”|‘([^’\n]{2,200})’"
@@ -118,97 +105,6 @@ class Resolution(BaseModel):
 
 
 # --- tokens -----------------------------------------------------------------------------------
-def normalize(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
-
-
-_NOT_ALNUM = re.compile(r"[\W_]+")
-
-
-@lru_cache(maxsize=1 << 16)
-def compact(token: str) -> str:
-    """What two spellings of one name share: casefolded letters and digits ("ZIP-FIT" == "zipfit")."""
-    lowered = token.casefold()
-    return lowered if lowered.isalnum() else _NOT_ALNUM.sub("", lowered)
-
-
-@lru_cache(maxsize=1 << 16)
-def is_name_shaped(token: str) -> bool:
-    """Looks like a coined name: aTLAS, LoRA, DTRN, BT^2, DeepSeek-R1, MiniWoB++; not "Multi-Task" or "Transformer"."""
-    if "^" in token or token.endswith("++"):
-        return True
-    if token[1:].islower() and not _DIGIT.search(token):  # the common case first: "word", "Word", "multi-task"
-        return False
-    if token[0].isdigit():  # a quantity with its unit: 4B, 283MB, 1.65M
-        return False
-    letters = sum(ch.isalpha() for ch in token)
-    if letters == 0 or _ROMAN.match(token):
-        return False
-    if letters < len(token) and any(ch.isdigit() for ch in token):
-        # T5, Llama2, DeepSeek-R1 are names; "length-100" and "10-shot" are a word and a number
-        return any(ch.isupper() for ch in token) or any(
-            _DIGIT.search(part) and not part.isdigit() for part in _PART_BREAK.split(token)
-        )
-    return any(any(ch.isupper() for ch in part[1:]) for part in _PART_BREAK.split(token) if len(part) > 1)
-
-
-_PART_BREAK = re.compile(r"[-/'’]")
-_DIGIT = re.compile(r"\d")
-
-
-def is_acronym_shaped(token: str) -> bool:
-    letters = [ch for ch in token if ch.isalpha()]
-    return len(letters) >= 3 and sum(ch.isupper() for ch in letters) >= len(letters) - 1
-
-
-class Token(NamedTuple):
-    """A word as written (``text``), its compacted form (``unit``) and where it is in the text."""
-
-    text: str
-    unit: str
-    start: int
-    end: int
-
-
-def tokenize(text: str) -> list[Token]:
-    """Word tokens; hyphenated compounds stay whole, "DTRN's" and "aTLAS-based" are read as the name."""
-    tokens = []
-    for match in _TOKEN.finditer(text):
-        surface = _surface(match.group())
-        unit = compact(surface)
-        if unit:
-            start = match.start()
-            tokens.append(Token(surface, unit, start, start + len(surface)))
-    return tokens
-
-
-def words(text: str) -> list[str]:
-    """The surfaces :func:`tokenize` would give, without positions: the fast path for whole abstracts."""
-    return [_surface(word) for word in _TOKEN.findall(text)]
-
-
-def _surface(word: str) -> str:
-    if "'" in word or "’" in word:
-        word = _POSSESSIVE.sub("", word)
-    if "-" in word:
-        lowered = word.casefold()
-        for suffix in _SUFFIXES:
-            if lowered.endswith(suffix) and is_name_shaped(word[: -len(suffix)]):
-                return word[: -len(suffix)]
-    return word
-
-
-def units_of(text: str) -> list[str]:
-    return [token.unit for token in tokenize(normalize(text))]
-
-
-def content_units(units: Iterable[str]) -> list[str]:
-    return [unit for unit in units if unit not in _STOP_UNITS]
-
-
-_STOP_UNITS = frozenset(compact(word) for word in STOPWORDS)
-
-
 # --- the index ----------------------------------------------------------------------------------
 class AliasKind(IntEnum):
     """How a name was found; the stronger kind wins when two kinds claim one key for different papers."""
@@ -243,7 +139,7 @@ class _Mention:
 class AliasIndex:
     """Every way the collection's papers can be named, mined once per collection."""
 
-    _cache: dict[str, AliasIndex] = {}
+    _cache: ClassVar[dict[str, AliasIndex]] = {}
     _cache_lock = threading.Lock()
     _CACHE_SIZE = 4
 
@@ -260,7 +156,7 @@ class AliasIndex:
         ]
         # Padded with spaces so that a phrase is found as whole words: f" {phrase} " in document
         self._documents = [f" {' '.join(units)} " for units in documents]
-        self._vocabulary = frozenset(unit for units in documents for unit in units) | _STOP_UNITS
+        self._vocabulary = frozenset(unit for units in documents for unit in units) | STOP_UNITS
         self._document_frequency = Counter(unit for units in documents for unit in set(units))
         # Words the collection writes in lower case are ordinary words: "muscle" is not MUSCLE.
         lowercase = {word for abstract in abstracts for word in abstract if word.islower()}
@@ -354,7 +250,7 @@ class AliasIndex:
             head, tail = parts[0], " ".join(parts[1:])
             head_tokens = tokenize(head)
             if len(head_tokens) == 1:
-                if head_tokens[0].unit not in _STOP_UNITS:
+                if head_tokens[0].unit not in STOP_UNITS:
                     yield head, AliasKind.NAME
             elif len(content_units(t.unit for t in head_tokens)) >= 2:
                 yield head, AliasKind.PHRASE
@@ -597,7 +493,7 @@ def _leading_name(text: str) -> str | None:
         run.append(token)
     while run and run[-1].unit in _CONNECTORS:
         run.pop()
-    if not run or (len(run) == 1 and run[0].unit in _STOP_UNITS):
+    if not run or (len(run) == 1 and run[0].unit in STOP_UNITS):
         return None
     return text[run[0].start : run[-1].end]
 
@@ -658,7 +554,7 @@ def _expansion(acronym: str, text: str) -> str | None:
 def _initialisms(head: str) -> set[str]:
     """Acronyms of a title's leading phrase: word initials, hyphen parts' initials, or one word left out (DTRN)."""
     phrase = re.split(rf"\s+(?:{'|'.join(_TITLE_CONNECTORS)})\s+", head, maxsplit=1, flags=re.IGNORECASE)[0]
-    title_words = [token.text for token in tokenize(phrase) if token.unit not in _STOP_UNITS]
+    title_words = [token.text for token in tokenize(phrase) if token.unit not in STOP_UNITS]
     if not 2 <= len(title_words) <= 6:
         return set()
     firsts = [word[0] for word in title_words]
@@ -672,16 +568,16 @@ def _initialisms(head: str) -> set[str]:
 # --- matching helpers -----------------------------------------------------------------------------
 def _acceptable(alias: Alias, span: list[Token], ordinary: frozenset[str]) -> bool:
     """Whether a span of free text really uses ``alias`` rather than ordinary words that spell it."""
-    if span[0].unit in _STOP_UNITS and alias.kind < AliasKind.PHRASE:
+    if span[0].unit in STOP_UNITS and alias.kind < AliasKind.PHRASE:
         return False
-    if len(span) > 1 and span[-1].unit in _STOP_UNITS:
+    if len(span) > 1 and span[-1].unit in STOP_UNITS:
         return False
     lowercase = all(token.text.islower() or not any(ch.isalpha() for ch in token.text) for token in span)
     if alias.kind == AliasKind.INITIALISM:
         return len(span) == 1 and is_acronym_shaped(span[0].text)
     if alias.kind in (AliasKind.NAME, AliasKind.TERM) and alias.token_count == 1 and lowercase:
         # "zip fit" or "muscle" in lower case are words; "zipfit" and "atlas" are still names.
-        return len(span) == 1 and alias.key not in ordinary and alias.key not in _STOP_UNITS
+        return len(span) == 1 and alias.key not in ordinary and alias.key not in STOP_UNITS
     return True
 
 
@@ -696,9 +592,9 @@ def _common_runs(units: list[str], title: list[str]) -> list[tuple[int, int]]:
             while end < len(units) and j + end - i < len(title) and units[end] == title[j + end - i]:
                 end += 1
             start = i
-            while start < end and units[start] in _STOP_UNITS:
+            while start < end and units[start] in STOP_UNITS:
                 start += 1
-            while end > start and units[end - 1] in _STOP_UNITS:
+            while end > start and units[end - 1] in STOP_UNITS:
                 end -= 1
             if end > start:
                 runs.append((start, end))
@@ -712,7 +608,7 @@ def _looks_like_name(quoted: str) -> bool:
         return False
     if any(is_name_shaped(token.text) for token in tokens):
         return True
-    content = [token for token in tokens if token.unit not in _STOP_UNITS]
+    content = [token for token in tokens if token.unit not in STOP_UNITS]
     return bool(content) and all(token.text[0].isupper() for token in content)
 
 

@@ -8,6 +8,7 @@ restart loads it instead of re-reading every chunk.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -16,38 +17,21 @@ import threading
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
 import bm25s
 import numpy as np
-import Stemmer
-from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from assistant.models import Hit
+from assistant.schema import Hit
 from assistant.settings import Settings
 from assistant.store import PaperStore, date_filter
+from assistant.text import QUESTION_WORDS, STOPWORDS, stem
 
 _TOKEN = re.compile(r"\d+\.\d+|[a-z0-9]+(?:[-_^][a-z0-9]+)*")
 _COMPOUND = re.compile(r"[-_^]")
-# Words of how people ask ("which papers ... ?") carry no topic; matching them only adds noise.
-_QUESTION_WORDS = {"which", "what", "how", "paper", "papers", "work", "works", "method", "methods", "approach", "does",
-                   "differ", "difference", "compare", "comparison", "summarize", "summary", "tell", "about", "any",
-                   "anything", "collection", "there", "deal", "aim", "use", "uses", "using", "show", "shows", "can",
-                   "also", "some", "form", "part", "own", "way", "ways", "get", "gets", "getting", "make", "makes"}
-_STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | _QUESTION_WORDS
-_stemmer = Stemmer.Stemmer("english")
-_VOWELS = frozenset("aeiouy")
-
-
-@lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
-    if any(ch.isdigit() for ch in word):
-        return word
-    if len(word) > 3 and word.endswith("s") and not _VOWELS.intersection(word[:-1]):
-        return word[:-1]  # acronym plurals the stemmer leaves alone: LLMs, GNNs, VLMs
-    return _stemmer.stemWord(word)
+_IGNORED = STOPWORDS | QUESTION_WORDS
 
 
 def bm25_tokens(text: str) -> list[str]:
@@ -57,7 +41,7 @@ def bm25_tokens(text: str) -> list[str]:
         parts = re.split(r"[-_^]", token)
         if len(parts) > 1:
             tokens.append(token)
-        tokens.extend(_stem(part) for part in parts if part and part not in _STOPWORDS)
+        tokens.extend(stem(part) for part in parts if part and part not in _IGNORED)
     return tokens
 
 
@@ -79,7 +63,7 @@ def bm25_terms(text: str) -> list[str]:
     """
     tokens = bm25_tokens(text)
     words = simple_tokens(tokens)
-    pairs = [f"{min(a, b)}|{max(a, b)}" for a, b in zip(words, words[1:]) if a != b]
+    pairs = [f"{min(a, b)}|{max(a, b)}" for a, b in itertools.pairwise(words) if a != b]
     return tokens + pairs
 
 
@@ -205,7 +189,7 @@ class Retriever:
         A paper missing from one list gets nothing from it, so both lists must reach deep enough
         that a paper strong in one and middling in the other is still in both.
         """
-        return max(self.settings.fusion_depth, k * 20)
+        return max(self.settings.retrieval.fusion_depth, k * 20)
 
     def embed_query(self, query: str) -> np.ndarray:
         return np.asarray(self.store.embedder([query])[0], dtype=np.float32)
@@ -213,7 +197,7 @@ class Retriever:
     def search(
         self,
         query: str,
-        k: int | None = None,
+        k: int,
         *,
         since: date | None = None,
         until: date | None = None,
@@ -221,8 +205,7 @@ class Retriever:
         hybrid: bool | None = None,
     ) -> list[Hit]:
         """The top-k papers for ``query``: best chunk text, fused score, cosine similarity, metadata."""
-        k = k or self.settings.top_k
-        use_bm25 = self.settings.hybrid if hybrid is None else hybrid
+        use_bm25 = self.settings.retrieval.hybrid if hybrid is None else hybrid
         candidates = self.fusion_depth(k)
         where = date_filter(since, until, source)
         revision = self.store.revision()  # read once: the dense search and the BM25 index both follow it
@@ -245,8 +228,11 @@ class Retriever:
             # with two matching chunks does not push others out of a list twice.
             scores = {
                 paper_id: sum(
-                    weight / (self.settings.rrf_k + ranking[paper_id][0])
-                    for weight, ranking in ((self.settings.dense_weight, dense_ranking), (self.settings.bm25_weight, bm25_ranking))
+                    weight / (self.settings.retrieval.rrf_k + ranking[paper_id][0])
+                    for weight, ranking in (
+                        (self.settings.retrieval.dense_weight, dense_ranking),
+                        (self.settings.retrieval.bm25_weight, bm25_ranking),
+                    )
                     if paper_id in ranking
                 )
                 for paper_id in dense_ranking.keys() | bm25_ranking.keys()
@@ -285,6 +271,6 @@ def _paper_ranking(chunks: Iterable[tuple[str, str]]) -> dict[str, tuple[int, st
 
 def cache_dir_for(settings: Settings) -> Path:
     """Where the BM25 index of these settings' store is kept (used by tests and `ingest --rebuild`)."""
-    location = settings.chroma_url_str or str(settings.resolved_store_dir.resolve())
-    key = hashlib.sha256(f"{location}|{settings.collection}".encode()).hexdigest()[:12]
-    return settings.data_dir / "bm25" / f"{settings.collection}-{key}"
+    location = settings.store.chroma_url_str or str(settings.store.resolved_store_dir.resolve())
+    key = hashlib.sha256(f"{location}|{settings.store.collection}".encode()).hexdigest()[:12]
+    return settings.store.data_dir / "bm25" / f"{settings.store.collection}-{key}"

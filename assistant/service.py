@@ -1,33 +1,44 @@
-"""The facade the app and the CLI use: one object that answers, compares, summarizes and digests.
+"""The facade the app, the CLI and the HTTP API use: one object that answers, compares, summarizes and digests.
 
 :meth:`PaperAssistant.respond` routes a chat message: a comparison question goes to
-:mod:`assistant.compare`, "summarize X" / "what is X about" to :mod:`assistant.summarize`,
-a name that fits several papers gets a clarifying question back, and everything else is
-answered by :mod:`assistant.qa`. The reply is a :class:`Turn` whose text streams.
+:mod:`assistant.features.compare`, "summarize X" / "what is X about" to
+:mod:`assistant.features.summarize`, a name that fits several papers gets a clarifying
+question back, and everything else is answered by :mod:`assistant.features.answer`. The
+reply streams, and its result is a :class:`Reply`: the checked text with everything shown
+beside it.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Generator, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from assistant.backend import LLMBackend
-from assistant.compare import MAX_PAPERS, MIN_PAPERS, comparison_markdown, comparison_sources, stream_comparison
+from assistant.budget import fit_question
+from assistant.citations import papers_cited
 from assistant.conversations import ChatTurn
-from assistant.errors import AmbiguousPaper, PaperNotFound
-from assistant.models import Answer, Citation, Comparison, Digest, Hit, Message, Paper, PaperRef, Source, Summary
-from assistant.qa import Streamed, fit_question, history_turns, papers_cited, referenced_papers, source_of, stream_answer
+from assistant.errors import CANDIDATES_SHOWN, AmbiguousPaper, InvalidInput, PaperNotFound
+from assistant.features.answer import stream_answer
+from assistant.features.compare import (
+    MAX_PAPERS,
+    MIN_PAPERS,
+    comparison_markdown,
+    comparison_sources,
+    stream_comparison,
+)
+from assistant.features.digest import stream_digest
+from assistant.features.summarize import SummaryCache, stream_summary
+from assistant.followups import history_turns, referenced_papers
+from assistant.llm import LLMBackend, build_backend
 from assistant.resolve import Resolution, resolve_one, resolve_papers
 from assistant.retrieval import Retriever
+from assistant.schema import Answer, Citation, Comparison, Digest, Hit, Message, Paper, PaperRef, Source, Summary
 from assistant.settings import Settings
 from assistant.store import PaperStore
-from assistant.summarize import SummaryCache, stream_summary
-
-ResultT = TypeVar("ResultT")
+from assistant.streaming import Streamed
 
 _COMPARISON = re.compile(
     r"\bcompar(?:e|es|ed|ing|ison)\b|\bvs\.?(?=\s)|\bversus\b|\bdiffer(?:s|ent|ently|ence|ences)?\b|\bcontrast\b"
@@ -49,8 +60,14 @@ class Clarification(BaseModel):
     candidates: list[PaperRef] = Field(default_factory=list)
 
 
-def clarification_for(message: str, mention: str, candidates: Sequence[Paper], *, unknown: bool = False) -> Clarification:
-    listed = "\n".join(f"{n}. {paper.title}" for n, paper in enumerate(candidates, start=1))
+def clarification_for(
+    message: str, mention: str, candidates: Sequence[Paper], *, unknown: bool = False
+) -> Clarification:
+    """A question back listing the candidates: the first :data:`CANDIDATES_SHOWN`, then how many more."""
+    shown = candidates[:CANDIDATES_SHOWN]
+    listed = "\n".join(f"{n}. {paper.title}" for n, paper in enumerate(shown, start=1))
+    if len(candidates) > len(shown):
+        listed += f"\n\n…and {len(candidates) - len(shown)} more: give a longer part of the title or the paper id."
     if unknown:
         text = f"No paper in the collection is called “{mention}”."
         text += f" Did you mean one of these?\n\n{listed}" if candidates else " Try `papers` to see what is in it."
@@ -60,84 +77,32 @@ def clarification_for(message: str, mention: str, candidates: Sequence[Paper], *
         message=message,
         text=text,
         mention=mention,
-        candidates=[PaperRef(paper_id=p.paper_id, title=p.title) for p in candidates],
+        candidates=[PaperRef(paper_id=p.paper_id, title=p.title) for p in shown],
     )
 
 
-class Turn:
-    """One reply in a chat. Iterate it for text pieces as they are written (``st.write_stream``);
-    afterwards ``kind``, ``result`` and ``text`` (the final, checked Markdown) are set.
+ReplyKind = Literal["answer", "comparison", "summary", "clarification", "refusal"]
 
-    A model failure is raised as :class:`LLMError` from the iteration (or from ``result``);
-    ``partial_text`` keeps what was shown until then.
-    """
 
-    def __init__(
-        self,
-        kind: str,
-        stream: Streamed[Any],
-        *,
-        render: Callable[[Any], str],
-        sources: Callable[[Any], list[Source]],
-        papers: Callable[[Any], list[PaperRef]],
-        notices: Sequence[str] = (),
-    ) -> None:
-        self._kind = kind
-        self._stream = stream
-        self._render = render
-        self._sources = sources
-        self._papers = papers
-        self._notices = list(notices)
+class Reply(BaseModel):
+    """One chat reply, checked: what the app shows, the CLI prints and the HTTP API returns."""
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._stream)
+    kind: ReplyKind
+    text: str = Field(description="The final, checked Markdown, citing sources as [n]")
+    citations: list[Citation] = Field(default_factory=list, description="What the text cites")
+    sources: list[Source] = Field(default_factory=list, description="The numbered sources [n] refers to")
+    papers: list[PaperRef] = Field(
+        default_factory=list,
+        description="The papers the reply discussed, in citation order: what a follow-up refers to",
+    )
+    unsupported: list[str] = Field(default_factory=list)
+    notices: list[str] = Field(default_factory=list)
+    model: str = ""
+    result: Answer | Comparison | Summary | Clarification
 
     @property
-    def result(self) -> Answer | Comparison | Summary | Clarification:
-        return self._stream.result
-
-    @property
-    def kind(self) -> str:
-        result = self.result
-        return "refusal" if isinstance(result, Answer) and result.refused else self._kind
-
-    @property
-    def text(self) -> str:
-        return self._render(self.result)
-
-    @property
-    def notices(self) -> list[str]:
-        own = getattr(self.result, "notices", [])
-        return self._notices + [notice for notice in own if notice not in self._notices]
-
-    @property
-    def sources(self) -> list[Source]:
-        return self._sources(self.result)
-
-    @property
-    def papers(self) -> list[PaperRef]:
-        """The papers this reply discussed, in the order it cited them: what a follow-up refers to."""
-        return self._papers(self.result)
-
-    @property
-    def citations(self) -> list[Citation]:
-        """What the text cites; a comparison cites every paper it compares, a summary its one paper."""
-        result = self.result
-        if isinstance(result, Answer):
-            return list(result.citations)
-        return [Citation(n=s.n, paper_id=s.paper_id, title=s.title) for s in self.sources]
-
-    @property
-    def unsupported(self) -> list[str]:
-        return list(getattr(self.result, "unsupported", []))
-
-    @property
-    def model(self) -> str:
-        return getattr(self.result, "model", "")
-
-    @property
-    def partial_text(self) -> str:
-        return self._stream.partial_text
+    def refused(self) -> bool:
+        return self.kind == "refusal"
 
     def to_chat_turn(self) -> ChatTurn:
         return ChatTurn(
@@ -150,45 +115,63 @@ class Turn:
         )
 
 
-def _immediate(result: ResultT, text: str) -> Streamed[ResultT]:
-    """A reply known before any model is asked, streamed as one piece."""
-
-    def steps() -> Generator[str, None, ResultT]:
-        yield text
-        return result
-
-    return Streamed(steps())
+def _reply(
+    kind: ReplyKind,
+    result: Answer | Comparison | Summary | Clarification,
+    *,
+    text: str,
+    sources: list[Source],
+    papers: list[PaperRef],
+    notices: Sequence[str],
+) -> Reply:
+    own = list(getattr(result, "notices", []))
+    if isinstance(result, Answer):
+        citations = list(result.citations)
+        kind = "refusal" if result.refused else kind
+    else:
+        citations = [Citation(n=s.n, paper_id=s.paper_id, title=s.title, url=s.link) for s in sources]
+    return Reply(
+        kind=kind,
+        text=text,
+        citations=citations,
+        sources=sources,
+        papers=papers,
+        unsupported=list(getattr(result, "unsupported", [])),
+        notices=list(notices) + [notice for notice in own if notice not in notices],
+        model=getattr(result, "model", ""),
+        result=result,
+    )
 
 
 class PaperAssistant:
-    """Everything the app and the CLI do with the collection, from one set of collaborators.
+    """Everything the app, the CLI and the HTTP API do with the collection, from one set of collaborators.
 
-    Collaborators are built from ``settings`` when not passed in; the model backend only
-    when first needed, since loading the local model takes seconds.
+    This is the edge where collaborators are built: from ``settings`` when not passed in, the
+    model backend only when first needed, since loading a local model takes seconds. Below
+    it, every feature takes them as arguments.
     """
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: Settings,
         *,
         store: PaperStore | None = None,
         retriever: Retriever | None = None,
         backend: LLMBackend | None = None,
+        summary_cache: SummaryCache | None = None,
     ) -> None:
-        self.settings = settings or (store.settings if store is not None else Settings())
-        self.store = store or (retriever.store if retriever is not None else PaperStore(self.settings))
-        self.retriever = retriever or Retriever(self.store, self.settings)
+        self.settings = settings
+        self.store = store or (retriever.store if retriever is not None else PaperStore(settings))
+        self.retriever = retriever or Retriever(self.store, settings)
         self._backend = backend
         self._lock = threading.Lock()
         self._catalog: tuple[str, list[Paper]] | None = None
-        self.summary_cache = SummaryCache(self.settings)
+        self.summary_cache = summary_cache or SummaryCache.in_folder(settings.store.data_dir)
 
     @property
     def backend(self) -> LLMBackend:
         with self._lock:
             if self._backend is None:
-                from assistant.llm import build_backend
-
                 self._backend = build_backend(self.settings)
             return self._backend
 
@@ -202,7 +185,7 @@ class PaperAssistant:
             return list(self._catalog[1])
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
-        return self.retriever.search(query, k or self.settings.top_k)
+        return self.retriever.search(query, k or self.settings.answer.top_k)
 
     def resolve(self, text: str) -> Resolution:
         return resolve_papers(text, self.papers())
@@ -231,27 +214,22 @@ class PaperAssistant:
         found = self.store.get_papers(ids)
         return [found[paper_id] for paper_id in ids if paper_id in found]
 
-    # --- features -----------------------------------------------------------------------
+    # --- features, whole or streamed ------------------------------------------------------
     def answer(self, question: str, history: Sequence[ChatTurn | Message] = ()) -> Answer:
-        return self._answer_stream(question, history).result
+        return self.stream_answer(question, history).result
 
     def compare(self, names_or_ids: Sequence[str]) -> Comparison:
         if not MIN_PAPERS <= len(names_or_ids) <= MAX_PAPERS:
-            raise ValueError(f"a comparison takes {MIN_PAPERS} to {MAX_PAPERS} papers, got {len(names_or_ids)}")
-        return self._comparison_stream([self.paper(name) for name in names_or_ids]).result
+            raise InvalidInput(f"a comparison takes {MIN_PAPERS} to {MAX_PAPERS} papers, got {len(names_or_ids)}")
+        return self.stream_comparison([self.paper(name) for name in names_or_ids]).result
 
     def summarize(self, name_or_id: str) -> Summary:
-        return self._summary_stream(self.paper(name_or_id)).result
+        return self.stream_summary(self.paper(name_or_id)).result
 
     def digest(self) -> Digest:
         return self.stream_digest().result
 
-    def stream_digest(self) -> Streamed[Digest]:
-        from assistant.digest import stream_digest
-
-        return stream_digest(store=self.store, backend=self.backend, settings=self.settings)
-
-    def _answer_stream(self, question: str, history: Sequence[ChatTurn | Message]) -> Streamed[Answer]:
+    def stream_answer(self, question: str, history: Sequence[ChatTurn | Message] = ()) -> Streamed[Answer]:
         return stream_answer(
             question,
             history,
@@ -262,19 +240,24 @@ class PaperAssistant:
             catalog=self.papers(),
         )
 
-    def _comparison_stream(self, papers: Sequence[Paper]) -> Streamed[Comparison]:
+    def stream_comparison(self, papers: Sequence[Paper]) -> Streamed[Comparison]:
         return stream_comparison(papers, backend=self.backend, settings=self.settings, embedder=self.store.embedder)
 
-    def _summary_stream(self, paper: Paper) -> Streamed[Summary]:
+    def stream_summary(self, paper: Paper) -> Streamed[Summary]:
         return stream_summary(
             paper, backend=self.backend, settings=self.settings, embedder=self.store.embedder, cache=self.summary_cache
         )
 
+    def stream_digest(self) -> Streamed[Digest]:
+        return stream_digest(store=self.store, backend=self.backend, settings=self.settings)
+
     # --- chat ---------------------------------------------------------------------------
-    def respond(self, message: str, history: Sequence[ChatTurn | Message] = ()) -> Turn:
-        """Route one chat message and start the reply; iterate the Turn to stream it."""
+    def respond(self, message: str, history: Sequence[ChatTurn | Message] = ()) -> Streamed[Reply]:
+        """Route one chat message and start the reply: iterate it to stream the text, then read its ``result``."""
         if not message.strip():
-            raise ValueError("The message is empty: ask something about the papers, e.g. “Which papers are about code generation?”")
+            raise InvalidInput(
+                "The message is empty: ask something about the papers, e.g. “Which papers are about code generation?”"
+            )
         message, cut_notice = fit_question(message.strip(), self.backend)
         notices = [cut_notice] if cut_notice else []
         turns = history_turns(history)
@@ -292,46 +275,53 @@ class PaperAssistant:
             if follow_up is not None:
                 named += [paper for paper in follow_up.papers if paper not in named]
         if (wants_comparison or wants_summary) and not named and resolution.unknown:
-            mention = resolution.unknown[0]
-            nearest = [hit.paper for hit in self.search(mention, 3)]
-            return self._clarify(clarification_for(message, mention, nearest, unknown=True), notices)
+            unknown = resolution.unknown[0]
+            nearest = [hit.paper for hit in self.search(unknown, 3)]
+            return self._clarify(clarification_for(message, unknown, nearest, unknown=True), notices)
 
         if wants_comparison and MIN_PAPERS <= len(named) <= MAX_PAPERS:
-            papers = list(named)
-            return Turn(
-                "comparison",
-                self._comparison_stream(papers),
-                render=comparison_markdown,
-                sources=lambda _: comparison_sources(papers),
-                papers=lambda comparison: list(comparison.papers),
-                notices=notices,
+            sources = comparison_sources(named)
+            return self.stream_comparison(named).then(
+                lambda comparison: _reply(
+                    "comparison",
+                    comparison,
+                    text=comparison_markdown(comparison),
+                    sources=sources,
+                    papers=list(comparison.papers),
+                    notices=notices,
+                )
             )
         if wants_summary and len(named) == 1:
             paper = named[0]
-            return Turn(
-                "summary",
-                self._summary_stream(paper),
-                render=lambda summary: summary.summary,
-                sources=lambda _: [source_of(1, paper)],
-                papers=lambda _: [PaperRef(paper_id=paper.paper_id, title=paper.title)],
+            return self.stream_summary(paper).then(
+                lambda summary: _reply(
+                    "summary",
+                    summary,
+                    text=summary.summary,
+                    sources=[Source.of(1, paper)],
+                    papers=[PaperRef(paper_id=paper.paper_id, title=paper.title)],
+                    notices=notices,
+                )
+            )
+        return self.stream_answer(message, history).then(
+            lambda answer: _reply(
+                "answer",
+                answer,
+                text=answer.text,
+                sources=list(answer.sources),
+                papers=papers_cited(answer.citations),
                 notices=notices,
             )
-        return Turn(
-            "answer",
-            self._answer_stream(message, history),
-            render=lambda answer: answer.text,
-            sources=lambda answer: list(answer.sources),
-            papers=lambda answer: papers_cited(answer.citations),
-            notices=notices,
         )
 
     @staticmethod
-    def _clarify(clarification: Clarification, notices: list[str]) -> Turn:
-        return Turn(
+    def _clarify(clarification: Clarification, notices: list[str]) -> Streamed[Reply]:
+        reply = _reply(
             "clarification",
-            _immediate(clarification, clarification.text),
-            render=lambda result: result.text,
-            sources=lambda _: [],
-            papers=lambda result: list(result.candidates),
+            clarification,
+            text=clarification.text,
+            sources=[],
+            papers=list(clarification.candidates),
             notices=notices,
         )
+        return Streamed.of(reply, clarification.text)

@@ -1,41 +1,53 @@
-"""One validated settings object for the whole project (env prefix ``ASSISTANT_``).
+"""One validated settings object for the whole project, in sections, read from ``ASSISTANT_*``.
 
-Functions across the project take ``settings: Settings | None = None`` and build
-``Settings()`` from the environment when none is passed in.
+:class:`Settings` holds one section per concern: where things live (:class:`StoreSettings`),
+how papers are chunked and embedded (:class:`IngestSettings`), how they are ranked
+(:class:`RetrievalSettings`), how many an answer reads and when it declines (:class:`AnswerSettings`),
+which language model writes and how (:class:`LLMSettings`),
+and where prompts come from (:class:`PromptSettings`). Each section reads its own
+environment variables with the one prefix ``ASSISTANT_``, so the variables are flat
+(``ASSISTANT_MODEL``, ``ASSISTANT_TOP_K``) while the code reads ``settings.llm.model``.
+
+Settings are read once, at the edges (the CLI, the app, the HTTP API, the evaluation);
+everything below takes them, or the collaborators built from them, as arguments.
+For the same reason as the variables, flat keywords are accepted where settings are
+made in code: ``Settings(model="fake", top_k=3)`` puts each value in its section.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from platformdirs import user_data_dir
-from pydantic import AnyHttpUrl, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+
+from assistant.errors import InvalidInput
 
 SAMPLE_COLLECTION = Path(__file__).parent / "data" / "daily_papers_aug19.txt"
 LOCAL_EMBEDDER = "local/all-MiniLM-L6-v2"
 LOCAL_EMBEDDER_MAX_CHUNK_TOKENS = 210
 DEFAULT_LOCAL_MODEL = "local/smollm2-135m-instruct"
+ENV_PREFIX = "ASSISTANT_"
 
 
 def default_data_dir() -> Path:
     return Path(user_data_dir("paper-assistant", appauthor=False))
 
 
-class Settings(BaseSettings):
+class _Section(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ASSISTANT_",
-        env_file=None,
-        extra="ignore",
-        validate_default=True,
-        validate_assignment=True,
+        env_prefix=ENV_PREFIX, env_file=None, extra="forbid", validate_default=True, frozen=True
     )
 
-    # --- where things live -------------------------------------------------------------
+
+class StoreSettings(_Section):
+    """Where the collection, conversations and caches live."""
+
     data_dir: Path = Field(
         default_factory=default_data_dir,
-        description="Per-user folder for conversations, the summary cache and (by default) the store.",
+        description="Per-user folder for conversations, caches, model files and (by default) the store.",
     )
     store_dir: Path | None = Field(
         default=None,
@@ -53,7 +65,23 @@ class Settings(BaseSettings):
         description="Chroma collection holding the papers' chunks.",
     )
 
-    # --- ingestion and embeddings -------------------------------------------------------
+    @property
+    def resolved_store_dir(self) -> Path:
+        return self.store_dir if self.store_dir is not None else self.data_dir / "store"
+
+    @property
+    def chroma_url_str(self) -> str | None:
+        return str(self.chroma_url).rstrip("/") if self.chroma_url is not None else None
+
+    @property
+    def models_dir(self) -> Path:
+        """Where local model files are assembled and verified."""
+        return self.data_dir / "models"
+
+
+class IngestSettings(_Section):
+    """How abstracts are read, chunked and embedded."""
+
     embedding_model: str = Field(
         default=LOCAL_EMBEDDER,
         min_length=1,
@@ -73,13 +101,34 @@ class Settings(BaseSettings):
         default=40, ge=0, le=512, description="Tokens shared by consecutive chunks of one abstract."
     )
     hf_daily_papers_url: AnyHttpUrl = Field(
-        default="https://huggingface.co/api/daily_papers",
+        default=AnyHttpUrl("https://huggingface.co/api/daily_papers"),
         description="Hugging Face daily papers API, queried as URL?date=YYYY-MM-DD by `ingest --hf-date`.",
     )
     http_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Timeout for fetching a daily papers feed.")
 
-    # --- retrieval -------------------------------------------------------------------
-    top_k: int = Field(default=6, ge=1, le=50, description="Papers retrieved per question.")
+    @model_validator(mode="after")
+    def _chunks_fit_the_local_embedder(self) -> IngestSettings:
+        # MiniLM reads 256 WordPiece tokens; 210 cl100k tokens plus the title stay within that.
+        if self.embedding_model == LOCAL_EMBEDDER and self.chunk_tokens > LOCAL_EMBEDDER_MAX_CHUNK_TOKENS:
+            raise ValueError(
+                f"ASSISTANT_CHUNK_TOKENS ({self.chunk_tokens}) is more than the local embedder reads "
+                f"({LOCAL_EMBEDDER_MAX_CHUNK_TOKENS}); lower it or choose another ASSISTANT_EMBEDDING_MODEL"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _overlap_below_chunk(self) -> IngestSettings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"ASSISTANT_CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be smaller than "
+                f"ASSISTANT_CHUNK_TOKENS ({self.chunk_tokens})"
+            )
+        return self
+
+
+class RetrievalSettings(_Section):
+    """How papers are ranked for a query: dense search fused with BM25."""
+
     hybrid: bool = Field(default=True, description="Fuse BM25 with dense retrieval (reciprocal rank fusion).")
     rrf_k: int = Field(default=5, ge=1, le=1000, description="Constant of reciprocal rank fusion.")
     dense_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="Weight of the dense ranking in the fusion.")
@@ -90,6 +139,12 @@ class Settings(BaseSettings):
         le=5000,
         description="Chunks taken from each of the dense and BM25 lists before fusing them (at least 20 per paper asked for).",
     )
+
+
+class AnswerSettings(_Section):
+    """How many papers a question reads, and when it is declined before any model is asked."""
+
+    top_k: int = Field(default=6, ge=1, le=50, description="Papers retrieved per question.")
     min_relevance: float = Field(
         default=0.30,
         ge=0.0,
@@ -103,11 +158,14 @@ class Settings(BaseSettings):
         description="The same bar when a word that carries the question appears in no abstract: a looser match than this is not answered.",
     )
 
-    # --- language model --------------------------------------------------------------
+
+class LLMSettings(_Section):
+    """Which language model writes, where it is served, and how it is called."""
+
     model: str = Field(
         default=DEFAULT_LOCAL_MODEL,
         min_length=1,
-        description="Any litellm model string (openai/gpt-4o-mini, anthropic/..., ollama/llama3.2, openai/NAME with API_BASE) or the bundled local model.",
+        description="Any litellm model string (openai/gpt-4o-mini, anthropic/..., ollama/llama3.2, openai/NAME with API_BASE) or a bundled local model (local/NAME).",
     )
     api_base: AnyHttpUrl | None = Field(default=None, description="Base URL for an OpenAI-compatible or Ollama server.")
     fallback_models: Annotated[list[str], NoDecode] = Field(
@@ -124,9 +182,9 @@ class Settings(BaseSettings):
         description="Context window in tokens for models litellm does not know; known models use litellm's figure.",
     )
     local_context_tokens: int = Field(
-        default=4096, ge=512, le=32768, description="Context size the bundled local model is loaded with."
+        default=4096, ge=512, le=32768, description="Context size a bundled local model is loaded with."
     )
-    local_threads: int = Field(default=0, ge=0, le=256, description="Threads for the local model; 0 uses every core.")
+    local_threads: int = Field(default=0, ge=0, le=256, description="Threads for a local model; 0 uses every core.")
 
     @field_validator("fallback_models", mode="before")
     @classmethod
@@ -135,33 +193,87 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @model_validator(mode="after")
-    def _chunks_fit_the_local_embedder(self) -> Settings:
-        # MiniLM reads 256 WordPiece tokens; 210 cl100k tokens plus the title stay within that.
-        if self.embedding_model == LOCAL_EMBEDDER and self.chunk_tokens > LOCAL_EMBEDDER_MAX_CHUNK_TOKENS:
-            raise ValueError(
-                f"ASSISTANT_CHUNK_TOKENS ({self.chunk_tokens}) is more than the local embedder reads "
-                f"({LOCAL_EMBEDDER_MAX_CHUNK_TOKENS}); lower it or choose another ASSISTANT_EMBEDDING_MODEL"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _overlap_below_chunk(self) -> Settings:
-        if self.chunk_overlap_tokens >= self.chunk_tokens:
-            raise ValueError(
-                f"ASSISTANT_CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be smaller than "
-                f"ASSISTANT_CHUNK_TOKENS ({self.chunk_tokens})"
-            )
-        return self
-
-    @property
-    def resolved_store_dir(self) -> Path:
-        return self.store_dir if self.store_dir is not None else self.data_dir / "store"
-
-    @property
-    def chroma_url_str(self) -> str | None:
-        return str(self.chroma_url).rstrip("/") if self.chroma_url is not None else None
-
     @property
     def api_base_str(self) -> str | None:
         return str(self.api_base).rstrip("/") if self.api_base is not None else None
+
+
+class PromptSettings(_Section):
+    """Where the prompt files are read from."""
+
+    prompts_dir: Path | None = Field(
+        default=None, description="A folder of prompt files (NAME.toml) used instead of the bundled ones."
+    )
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "store": StoreSettings,
+    "ingest": IngestSettings,
+    "retrieval": RetrievalSettings,
+    "answer": AnswerSettings,
+    "llm": LLMSettings,
+    "prompts": PromptSettings,
+}
+SECTION_OF: dict[str, str] = {field: name for name, section in _SECTIONS.items() for field in section.model_fields}
+"""Each flat setting name (the environment variable without its prefix) and the section that holds it."""
+
+
+class Settings(BaseModel):
+    """Every setting of the project, one section per concern; see the module docstring."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _route_flat_values(cls, values: Any) -> Any:
+        """``Settings(model="fake")`` reads like ``ASSISTANT_MODEL=fake``: each flat value goes to its section.
+
+        Every section is completed from the environment: a value given in code wins over its
+        variable, a variable over the default.
+        """
+        if not isinstance(values, dict):
+            return values
+        sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+        for key, value in values.items():
+            if key in _SECTIONS:
+                given = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else dict(value)
+                sections[key].update(given)
+            elif key in SECTION_OF:
+                sections[SECTION_OF[key]][key] = value
+            else:
+                raise ValueError(f"unknown setting {key!r}")
+        return {name: {**EnvSettingsSource(_SECTIONS[name])(), **given} for name, given in sections.items()}
+
+    def replace(self, **flat: Any) -> Settings:
+        """A copy with some values changed (flat names, as :class:`Settings` takes them), validated."""
+        current = {name: getattr(self, name).model_dump() for name in _SECTIONS}
+        for key, value in flat.items():
+            if key not in SECTION_OF:
+                raise ValueError(f"unknown setting {key!r}")
+            current[SECTION_OF[key]][key] = value
+        return Settings(**current)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``overrides``; an invalid value is :class:`InvalidInput` naming its variable."""
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid setting: {describe_invalid(exc)}") from None
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """A validation failure as ``ASSISTANT_NAME: what is wrong``, one per problem."""
+    problems = []
+    for error in exc.errors():
+        names = [str(part) for part in error["loc"] if str(part) not in _SECTIONS]
+        name = f"{ENV_PREFIX}{'_'.join(names).upper()}" if names else "settings"
+        problems.append(f"{name}: {error['msg']}")
+    return "; ".join(problems)

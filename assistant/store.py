@@ -8,6 +8,7 @@ leftover chunks are removed before the next write.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import uuid
@@ -19,20 +20,18 @@ from urllib.parse import urlsplit
 
 import chromadb
 import numpy as np
-from filelock import FileLock, Timeout
 from chromadb.config import Settings as ChromaSettings
 from chromadb.utils.embedding_functions import register_embedding_function
+from filelock import FileLock, Timeout
 
 from assistant.embeddings import Embedder, LiteLLMEmbeddingFunction, MiniLMEmbeddingFunction, build_embedder
 from assistant.errors import EmbedderMismatch, StoreUnavailable
-from assistant.models import Chunk, Paper, PaperStats, chunk_id_of, paper_id_of
+from assistant.schema import Chunk, Paper, PaperStats, chunk_id_of, paper_id_of
 from assistant.settings import Settings
 
 for _embedder_class in (MiniLMEmbeddingFunction, LiteLLMEmbeddingFunction):
-    try:
+    with contextlib.suppress(ValueError):  # already registered by an earlier import of this module
         register_embedding_function(_embedder_class)
-    except ValueError:  # already registered by an earlier import of this module
-        pass
 
 SCHEMA_VERSION = 1
 _PAGE = 5000
@@ -111,10 +110,10 @@ def date_filter(since: date | None = None, until: date | None = None, source: st
 class PaperStore:
     """Papers and their chunk vectors in one Chroma collection."""
 
-    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None) -> None:
-        self.settings = settings or Settings()
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+        self.settings = settings
         self.embedder = embedder or build_embedder(self.settings)
-        url = self.settings.chroma_url_str
+        url = self.settings.store.chroma_url_str
         if url:
             self.location = f"the Chroma server at {url}"
             self.hint = (
@@ -122,7 +121,7 @@ class PaperStore:
                 "to use the embedded store."
             )
         else:
-            self.location = f"the store in {self.settings.resolved_store_dir}"
+            self.location = f"the store in {self.settings.store.resolved_store_dir}"
             self.hint = "Check that the folder is writable and has free space, or set ASSISTANT_STORE_DIR."
         with self._opening():
             self._client = self._connect()
@@ -139,10 +138,10 @@ class PaperStore:
         Two processes opening a new store at once both run Chroma's schema migrations and both
         create the collection, and one of them fails ("table collections already exists").
         """
-        if self.settings.chroma_url_str:
+        if self.settings.store.chroma_url_str:
             yield
             return
-        store_dir = self.settings.resolved_store_dir
+        store_dir = self.settings.store.resolved_store_dir
         try:
             store_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -167,7 +166,7 @@ class PaperStore:
     @_explained("open")
     def _connect(self) -> Any:
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
-        url = self.settings.chroma_url_str
+        url = self.settings.store.chroma_url_str
         if url:
             parts = urlsplit(url)
             client = chromadb.HttpClient(
@@ -178,11 +177,11 @@ class PaperStore:
             )
             client.heartbeat()
             return client
-        return chromadb.PersistentClient(path=str(self.settings.resolved_store_dir), settings=chroma_settings)
+        return chromadb.PersistentClient(path=str(self.settings.store.resolved_store_dir), settings=chroma_settings)
 
     @_explained("open the collection in")
     def _open_collection(self) -> Any:
-        name = self.settings.collection
+        name = self.settings.store.collection
         identity = self.embedder.identity
         existing = {c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()}
         if name in existing:
@@ -208,13 +207,15 @@ class PaperStore:
         # A tiny side collection whose one record changes on every write, so that other
         # processes (app instances on one server) can tell cheaply when to refresh BM25.
         return self._client.get_or_create_collection(
-            f"{self.settings.collection}__meta", embedding_function=None, metadata={"schema_version": SCHEMA_VERSION}
+            f"{self.settings.store.collection}__meta",
+            embedding_function=None,
+            metadata={"schema_version": SCHEMA_VERSION},
         )
 
     @_explained("delete the collection in")
     def drop(self) -> None:
         """Remove the collection (for a rebuild with another embedder) and start an empty one."""
-        for name in (self.settings.collection, f"{self.settings.collection}__meta"):
+        for name in (self.settings.store.collection, f"{self.settings.store.collection}__meta"):
             try:
                 self._client.delete_collection(name)
             except Exception as exc:  # absent already: nothing to delete
@@ -281,7 +282,9 @@ class PaperStore:
         return rows
 
     @_explained("read papers from")
-    def papers_and_texts(self, paper_ids: Sequence[str], chunk_ids: Sequence[str]) -> tuple[dict[str, Paper], dict[str, str]]:
+    def papers_and_texts(
+        self, paper_ids: Sequence[str], chunk_ids: Sequence[str]
+    ) -> tuple[dict[str, Paper], dict[str, str]]:
         """The papers (complete ones only) and the texts of the chunks, in one read."""
         first_chunks = [chunk_id_of(pid, 0) for pid in paper_ids]
         ids = list(dict.fromkeys([*first_chunks, *chunk_ids]))
@@ -323,18 +326,18 @@ class PaperStore:
         find them by meaning. A write that changes nothing (deleting an id no chunk has)
         applies them. It is a write, so it takes the ingest lock, and skips while an ingest holds it.
         """
-        if self.settings.chroma_url_str:
+        if self.settings.store.chroma_url_str:
             return
         revision = self.revision() if revision is None else revision
         if revision == self._indexed_revision:
             return
-        lock = FileLock(str(self.settings.resolved_store_dir / INGEST_LOCK_FILE), timeout=0)
+        lock = FileLock(str(self.settings.store.resolved_store_dir / INGEST_LOCK_FILE), timeout=0)
         try:
             with lock:
                 self._collection.delete(ids=[_CATCH_UP_ID])
         except Timeout:
             return  # an ingest is writing: catch up after it
-        except Exception:  # noqa: BLE001 - e.g. a read-only folder: search what is indexed
+        except Exception:
             return
         self._indexed_revision = revision
 
@@ -350,7 +353,10 @@ class PaperStore:
         """
         self._catch_up(revision)
         result = self._collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=n_results, where=where, include=["distances"]
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=n_results,
+            where=where,
+            include=["distances"],
         )
         return [
             (chunk_id, paper_id_of(chunk_id), 1.0 - float(distance))
@@ -384,7 +390,9 @@ class PaperStore:
             nonlocal written
             if ids:
                 # upsert: chunk ids are stable, so a second writer of the same paper overwrites, never doubles.
-                self._collection.upsert(ids=ids[:], embeddings=vectors[:], documents=documents[:], metadatas=metadatas[:])
+                self._collection.upsert(
+                    ids=ids[:], embeddings=vectors[:], documents=documents[:], metadatas=metadatas[:]
+                )
                 written += len(ids)
                 if on_batch is not None:
                     on_batch(len(ids))

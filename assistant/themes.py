@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from assistant.models import Paper
-from assistant.resolve import STOPWORDS
+from assistant.schema import Paper
+from assistant.text import ML_WORDS, RESEARCH_WORDS, STOPWORDS, singular
 
 N_INIT = 10
 MAX_ITERATIONS = 100
@@ -27,20 +27,6 @@ MAX_COMPONENTS = 32
 SILHOUETTE_SAMPLE = 2000
 """Above this many papers the silhouette is estimated on a seeded sample: the full distance matrix grows as n²."""
 
-# Words that abstracts use whatever their topic: never what names a theme.
-_ABSTRACT_WORDS = frozenset(
-    """
-paper papers work works study studies propose proposes proposed present presents presented introduce introduces
-introduced show shows shown showed demonstrate demonstrates demonstrated method methods approach approaches result
-results novel new existing based performance perform performs improve improves improved improvement achieve
-achieves achieved significant significantly effective effectively efficient efficiently furthermore moreover
-however additionally specifically finally first second third various different several recent recently able
-extensive experiments experimental experiment evaluate evaluation evaluations code available github https com
-model models task tasks data learning approach framework problem problems state art address challenge
-challenges key while across via large well better best simple strong use uses used language amount input
-inputs output outputs application applications way number set
-""".split()
-)
 _WORD = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _SENTENCE_BREAK = re.compile(r"[.;:!?()\[\]]")
 
@@ -175,13 +161,6 @@ def cluster_papers(
 
 
 # --- keywords -------------------------------------------------------------------------------------
-def _key(word: str) -> str:
-    """Singular and plural share a key ("models" -> "model"); hyphenated compounds stay whole."""
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
 def _terms(text: str) -> list[tuple[str, str]]:
     """(key, surface) of the content words of ``text`` and of pairs of adjacent content words."""
     terms = []
@@ -189,12 +168,12 @@ def _terms(text: str) -> list[tuple[str, str]]:
         previous: str | None = None
         for match in _WORD.finditer(fragment):
             word = match.group()
-            if word in STOPWORDS or word in _ABSTRACT_WORDS or len(word) < 3 or word.isdigit():
+            if word in STOPWORDS or word in RESEARCH_WORDS or word in ML_WORDS or len(word) < 3 or word.isdigit():
                 previous = None
                 continue
-            terms.append((_key(word), word))
+            terms.append((singular(word), word))
             if previous is not None:
-                terms.append((f"{_key(previous)} {_key(word)}", f"{previous} {word}"))
+                terms.append((f"{singular(previous)} {singular(word)}", f"{previous} {word}"))
             previous = word
     return terms
 

@@ -33,7 +33,7 @@ from assistant.llm import (
     LocalCallConfig,
     load_local_model,
 )
-from assistant.models import Message
+from assistant.schema import Message
 from assistant.settings import DEFAULT_LOCAL_MODEL, SAMPLE_COLLECTION, Settings
 
 SUMMARY_SYSTEM = (
@@ -114,7 +114,7 @@ def median_row(label: str, timings: list[Timing]) -> tuple[str, float, float, fl
 
 
 def benchmark_overhead(settings: Settings, *, runs: int, max_tokens: int) -> None:
-    spec = LOCAL_MODELS[settings.model.partition("/")[2]]
+    spec = LOCAL_MODELS[settings.llm.model.partition("/")[2]]
     config = LocalCallConfig.for_settings(spec, settings)
     loaded = load_local_model(config.path, n_ctx=config.n_ctx, n_threads=config.n_threads)
     backend = LiteLLMBackend(settings)
@@ -142,7 +142,7 @@ def benchmark_overhead(settings: Settings, *, runs: int, max_tokens: int) -> Non
         median_row("LiteLLMBackend (litellm)", through_backend),
     ]
     print(
-        f"model {settings.model} · prompt {prompt_tokens} tokens · max_tokens {max_tokens} · "
+        f"model {settings.llm.model} · prompt {prompt_tokens} tokens · max_tokens {max_tokens} · "
         f"{runs} runs, medians · {config.n_threads} threads · n_ctx {config.n_ctx}"
     )
     print(f"{'path':<28}{'TTFT ms':>10}{'decode tok/s':>15}{'total s':>10}{'tokens':>8}")
@@ -180,7 +180,9 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="0: every core")
     parser.add_argument("--compare", action="store_true", help="summary quality and speed across local models")
-    parser.add_argument("--eval", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl")
+    parser.add_argument(
+        "--eval", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
+    )
     args = parser.parse_args()
 
     with TemporaryDirectory() as scratch:

@@ -162,7 +162,7 @@ def run(papers: int, reingest_papers: int, seed: int, compare_batch: int | None 
         if compare_batch and compare_batch != embedder.batch_size:
             from assistant.embeddings import MiniLMEmbeddingFunction
 
-            other = MiniLMEmbeddingFunction(batch_size=compare_batch, threads=settings.embedding_threads)
+            other = MiniLMEmbeddingFunction(batch_size=compare_batch, threads=settings.ingest.embedding_threads)
             other(texts[:16])
             small = measure_limit(other, groups)[0]
         pipeline_s, report, stages = measure_pipeline(jsonl, tmp_dir / "pipeline")
@@ -196,7 +196,10 @@ def run(papers: int, reingest_papers: int, seed: int, compare_batch: int | None 
         print(
             format_table(
                 ["stage", "seconds", "share"],
-                [[name, f"{s:.2f}", f"{100 * s / pipeline_s:.0f}%"] for name, s in sorted(stages.items(), key=lambda kv: -kv[1])],
+                [
+                    [name, f"{s:.2f}", f"{100 * s / pipeline_s:.0f}%"]
+                    for name, s in sorted(stages.items(), key=lambda kv: -kv[1])
+                ],
             )
         )
 
@@ -224,11 +227,19 @@ def reingest(n: int, seed: int, tmp_dir: Path) -> None:
             ["run", "seconds", "added", "unchanged", "chunks written"],
             [
                 ["first ingest", f"{first_s:.1f}", first.papers_added, first.papers_unchanged, first.chunks_written],
-                ["re-ingest, unchanged", f"{again_s:.1f}", again.papers_added, again.papers_unchanged, again.chunks_written],
+                [
+                    "re-ingest, unchanged",
+                    f"{again_s:.1f}",
+                    again.papers_added,
+                    again.papers_unchanged,
+                    again.chunks_written,
+                ],
             ],
         )
     )
-    print(f"re-ingest: {again.chunks_written} chunks re-embedded, {again_s:.1f} s ({100 * again_s / first_s:.1f}% of the first)")
+    print(
+        f"re-ingest: {again.chunks_written} chunks re-embedded, {again_s:.1f} s ({100 * again_s / first_s:.1f}% of the first)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

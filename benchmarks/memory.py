@@ -68,7 +68,9 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     def drain(name: str, stream: object) -> None:
         chunks[name] = stream.read()  # type: ignore[attr-defined]
 
-    readers = [threading.Thread(target=drain, args=(n, s)) for n, s in (("out", process.stdout), ("err", process.stderr))]
+    readers = [
+        threading.Thread(target=drain, args=(n, s)) for n, s in (("out", process.stdout), ("err", process.stderr))
+    ]
     for reader in readers:
         reader.start()
     _, status, usage = os.wait4(process.pid, 0)

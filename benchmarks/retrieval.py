@@ -71,7 +71,9 @@ def _time(function: Callable[[], Any]) -> tuple[float, Any]:
     return 1000 * (time.perf_counter() - started), result
 
 
-def _exact_top_papers(matrix: np.ndarray, paper_ids: list[str], query: np.ndarray, candidates: int, k: int) -> list[str]:
+def _exact_top_papers(
+    matrix: np.ndarray, paper_ids: list[str], query: np.ndarray, candidates: int, k: int
+) -> list[str]:
     scores = matrix @ query
     n = min(candidates, len(scores))
     best = np.argpartition(-scores, n - 1)[:n]
@@ -112,17 +114,19 @@ def measure(
     overlap: list[float] = []
     for _ in range(rounds):
         for query in queries:
-            ms, vector = _time(lambda: retriever.embed_query(query))
+            ms, _vector = _time(lambda query=query: retriever.embed_query(query))
             samples["embed"].append(ms)
-            ms, _ = _time(lambda: store.query(retriever.embed_query(query), candidates))
+            ms, _ = _time(lambda query=query: store.query(retriever.embed_query(query), candidates))
             samples["chroma"].append(ms)
-            ms, exact = _time(lambda: _exact_top_papers(matrix, paper_ids, retriever.embed_query(query), candidates, k))
+            ms, exact = _time(
+                lambda query=query: _exact_top_papers(matrix, paper_ids, retriever.embed_query(query), candidates, k)
+            )
             samples["numpy"].append(ms)
-            ms, hits = _time(lambda: retriever.search(query, k, hybrid=False))
+            ms, hits = _time(lambda query=query: retriever.search(query, k, hybrid=False))
             samples["dense"].append(ms)
-            ms, _ = _time(lambda: retriever.refresh().top(query, candidates))
+            ms, _ = _time(lambda query=query: retriever.refresh().top(query, candidates))
             samples["bm25"].append(ms)
-            ms, _ = _time(lambda: retriever.search(query, k))
+            ms, _ = _time(lambda query=query: retriever.search(query, k))
             samples["hybrid"].append(ms)
             overlap.append(len(set(exact) & {hit.paper.paper_id for hit in hits}) / max(1, len(exact)))
     if chroma_url:
@@ -171,7 +175,12 @@ def print_difference(embedded: list[dict[str, Any]], server: list[dict[str, Any]
         for name, label in METHODS:
             a, b = local["samples"][name], remote["samples"][name]
             rows.append(
-                [f"{local['papers']:,}", label, f"{percentile(b, 50) - percentile(a, 50):+.1f}", f"{percentile(b, 95) - percentile(a, 95):+.1f}"]
+                [
+                    f"{local['papers']:,}",
+                    label,
+                    f"{percentile(b, 50) - percentile(a, 50):+.1f}",
+                    f"{percentile(b, 95) - percentile(a, 95):+.1f}",
+                ]
             )
     print(format_table(["papers", "", "p50", "p95"], rows, left=(1,)))
 
@@ -223,7 +232,9 @@ class _Server:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,50000", help="comma-separated paper counts")
-    parser.add_argument("--queries", type=int, default=40, help="distinct queries (dev questions, then sample sentences)")
+    parser.add_argument(
+        "--queries", type=int, default=40, help="distinct queries (dev questions, then sample sentences)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="times each query is run per method")
     parser.add_argument("-k", type=int, default=6, help="papers per search (the assistant's top_k)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -268,7 +279,9 @@ def main(argv: list[str] | None = None) -> None:
     if embedded:
         print_results(f"Embedded store (PersistentClient), {samples}", embedded, args.k)
     if remote:
-        print_results(f"Chroma server at {url if args.chroma_url else 'chroma run (loopback)'}, {samples}", remote, args.k)
+        print_results(
+            f"Chroma server at {url if args.chroma_url else 'chroma run (loopback)'}, {samples}", remote, args.k
+        )
     if embedded and remote:
         print_difference(embedded, remote)
 

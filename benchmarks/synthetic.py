@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python benchmarks/x.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from assistant.models import Chunk, Paper  # noqa: E402
+from assistant.schema import Chunk, Paper  # noqa: E402
 from assistant.settings import SAMPLE_COLLECTION, Settings  # noqa: E402
 
 DEFAULT_SEED = 20250819
@@ -95,7 +95,10 @@ def write_jsonl(papers: Sequence[Paper], path: Path) -> Path:
 def chunked(papers: Sequence[Paper], settings: Settings) -> list[tuple[Paper, list[Chunk]]]:
     from ingestion.chunking import chunk_paper
 
-    return [(paper, chunk_paper(paper, settings.chunk_tokens, settings.chunk_overlap_tokens)) for paper in papers]
+    return [
+        (paper, chunk_paper(paper, settings.ingest.chunk_tokens, settings.ingest.chunk_overlap_tokens))
+        for paper in papers
+    ]
 
 
 @dataclass
@@ -118,7 +121,7 @@ class SyntheticCollection:
 
 
 def _cache_dir(seed: int, settings: Settings, identity: str, mode: str) -> Path:
-    key = f"{seed}|{settings.chunk_tokens}|{settings.chunk_overlap_tokens}|{identity}|{mode}"
+    key = f"{seed}|{settings.ingest.chunk_tokens}|{settings.ingest.chunk_overlap_tokens}|{identity}|{mode}"
     return CACHE_ROOT / f"vectors-{mode}-{seed}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
@@ -159,10 +162,7 @@ def synthetic_vectors(
     if len(cached_counts) < n:
         missing = rows[len(cached_counts) :]
         started = time.perf_counter()
-        if exact:
-            new_vectors = _embed_exact(embedder, missing, log)
-        else:
-            new_vectors = _compose(embedder, missing, log)
+        new_vectors = _embed_exact(embedder, missing, log) if exact else _compose(embedder, missing, log)
         log(f"  {len(new_vectors)} chunk vectors in {time.perf_counter() - started:.0f} s")
         cached_vectors = np.concatenate([cached_vectors.reshape(-1, new_vectors.shape[1]), new_vectors])
         cached_counts = np.concatenate([cached_counts, np.asarray([len(c) for _, c in missing], dtype=np.int64)])
@@ -179,7 +179,9 @@ def synthetic_vectors(
     return SyntheticCollection(seed=seed, rows=out)
 
 
-def _embed_exact(embedder: Callable, rows: Sequence[tuple[Paper, list[Chunk]]], log: Callable[[str], None]) -> np.ndarray:
+def _embed_exact(
+    embedder: Callable, rows: Sequence[tuple[Paper, list[Chunk]]], log: Callable[[str], None]
+) -> np.ndarray:
     texts = [chunk.embedding_text for _, chunks in rows for chunk in chunks]
     log(f"embedding {len(texts)} chunks of {len(rows)} synthetic papers ...")
     started = time.perf_counter()
@@ -258,7 +260,9 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]], left: 
     cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = [
-        "  ".join(cell.ljust(w) if i in left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+        "  ".join(
+            cell.ljust(w) if i in left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=False))
+        ).rstrip()
         for row in cells
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -12,7 +12,7 @@ from datetime import date
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from assistant import __version__
-from assistant.models import ReadResult
+from assistant.schema import ReadResult
 from ingestion.errors import IngestionError
 from ingestion.readers import parse_hf_daily_papers
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from urllib.parse import urlsplit
 
-from assistant.models import Paper
+from assistant.schema import Paper
 from ingestion.errors import InvalidRecord
 
 # arXiv abstracts are capped at 1,920 characters; ten times that is a paper body or a wrong field.

@@ -8,19 +8,21 @@ loses at most the group in flight.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from assistant.models import IngestReport, Paper, ReadResult
-from assistant.settings import Settings
-from assistant.store import INGEST_LOCK_FILE, PaperStore, StoreUnavailable
+from assistant.errors import StoreUnavailable
+from assistant.schema import IngestReport, Paper, Problem, ReadResult
+from assistant.settings import SAMPLE_COLLECTION, Settings
+from assistant.store import INGEST_LOCK_FILE, PaperStore
 from ingestion.chunking import chunk_paper
 from ingestion.errors import IngestionError
 from ingestion.normalize import deduplicate
-from ingestion.readers import read_path
+from ingestion.readers import read_bytes, read_path
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (chunks embedded and written so far, chunks to write in all)."""
@@ -40,9 +42,9 @@ def read_sources(paths: Iterable[Path | str]) -> ReadResult:
 
 def ingest_lock(settings: Settings, timeout_s: float = 60.0) -> AbstractContextManager[object]:
     """Serialise writers of one embedded store: Chroma's on-disk store is not safe for two writing processes."""
-    if settings.chroma_url_str:
+    if settings.store.chroma_url_str:
         return nullcontext()
-    store_dir = settings.resolved_store_dir
+    store_dir = settings.store.resolved_store_dir
     try:
         store_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -73,7 +75,7 @@ def ingest_papers(
             report.total_papers = len(stored) + len(added)
     except Timeout as exc:
         raise StoreUnavailable(
-            f"another ingest is writing to {store.settings.resolved_store_dir} (waited {lock_timeout_s:.0f} s for "
+            f"another ingest is writing to {store.settings.store.resolved_store_dir} (waited {lock_timeout_s:.0f} s for "
             f"{exc.lock_file}); try again when it has finished"
         ) from exc
     return report
@@ -83,7 +85,10 @@ def _embed_and_write(
     papers: Sequence[Paper], replaced: set[str], store: PaperStore, progress: ProgressCallback | None
 ) -> int:
     settings = store.settings
-    chunked = [(paper, chunk_paper(paper, settings.chunk_tokens, settings.chunk_overlap_tokens)) for paper in papers]
+    chunked = [
+        (paper, chunk_paper(paper, settings.ingest.chunk_tokens, settings.ingest.chunk_overlap_tokens))
+        for paper in papers
+    ]
     total = sum(len(chunks) for _, chunks in chunked)
     done = 0
     if progress is not None:
@@ -119,3 +124,43 @@ def _first_problems(read: ReadResult, limit: int = 3) -> str:
         return ""
     shown = "; ".join(f"{p.source} {p.location}: {p.reason}".strip() for p in read.problems[:limit])
     return f" ({shown})"
+
+
+_first_start_lock = threading.Lock()
+
+
+def ensure_sample(store: PaperStore, progress: Callable[[int, int], None] | None = None) -> IngestReport | None:
+    """Ingest the bundled sample when the store is empty; None when it already holds papers.
+
+    Serialised in the process: two first visits at once ingest the sample once, the
+    second waits and finds it there.
+    """
+    with _first_start_lock:
+        if store.count_chunks() > 0:
+            return None
+        return ingest_paths([SAMPLE_COLLECTION], store=store, progress=progress)
+
+
+def read_uploads(files: Iterable[tuple[str, bytes]]) -> ReadResult:
+    """Papers and per-record problems of uploaded files; a file that cannot be read at all is one problem."""
+    combined = ReadResult()
+    for name, data in files:
+        try:
+            result = read_bytes(data, name)
+        except IngestionError as exc:
+            reason = str(exc).removeprefix(f"{name}: ")
+            combined.problems.append(Problem(source=name, location="", reason=reason))
+            continue
+        combined.papers.extend(result.papers)
+        combined.problems.extend(result.problems)
+    return combined
+
+
+def ingest_uploads(
+    files: Iterable[tuple[str, bytes]], store: PaperStore, progress: Callable[[int, int], None] | None = None
+) -> IngestReport:
+    """Read and ingest uploads; the report lists every record that was skipped and why."""
+    read = read_uploads(files)
+    if not read.papers:
+        return IngestReport(problems=read.problems, total_papers=len(store.paper_index()))
+    return ingest_papers(read, store=store, progress=progress)

@@ -5,6 +5,9 @@ Supported: the text of a Hugging Face Daily Papers page (title line, blank line,
 papers API response, and CSV/TSV. The format is chosen by content first and extension second.
 Bad records become ``Problem``s and the rest is read; a file that yields nothing raises
 :class:`IngestionError`. Nothing is ever executed or unpickled.
+
+About 600 lines because every format shares the same file checks (size, encoding, HTML,
+binary, code files) and problem reporting, which are the bulk of it; each reader is short.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import BinaryIO, Literal
 
-from assistant.models import Paper, Problem, ReadResult
+from assistant.schema import Paper, Problem, ReadResult
 from ingestion.errors import IngestionError, InvalidRecord
 from ingestion.normalize import build_paper, deduplicate, describe_type, normalize_arxiv_id
 
@@ -428,7 +431,8 @@ def _read_csv(stream: io.TextIOWrapper, head_text: str, suffix: str, collector: 
             continue
         if lines.at_end and _ends_inside_quotes(lines.taken, delimiter):
             collector.problem(
-                f"row {row_number}", "the file ends inside this row's quoted field: it looks cut off, so the row was skipped"
+                f"row {row_number}",
+                "the file ends inside this row's quoted field: it looks cut off, so the row was skipped",
             )
             continue
         if not any(cell.strip() for cell in row):

@@ -14,8 +14,8 @@ import pytest
 
 from assistant.settings import SAMPLE_COLLECTION, Settings
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
-DEV_SET = SHARED_DIR / "eval" / "dev.jsonl"
+DEV_SET = Path(__file__).resolve().parent / "data" / "dev.jsonl"
+"""The shared dev set, carried in the repository so that a clean clone can measure with it."""
 
 
 @pytest.fixture(autouse=True)
@@ -46,14 +46,14 @@ def sample_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def sample_store(sample_settings: Settings):  # noqa: ANN201
+def sample_store(sample_settings: Settings):
     from assistant.store import PaperStore
 
     return PaperStore(sample_settings)
 
 
 @pytest.fixture(scope="session")
-def sample_retriever(sample_store):  # noqa: ANN001, ANN201
+def sample_retriever(sample_store):
     from assistant.retrieval import Retriever
 
     return Retriever(sample_store)

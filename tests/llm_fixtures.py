@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from assistant.llm import LOCAL_MODELS, gguf_path, local_model_missing
+from assistant.llm.local import LOCAL_MODELS, gguf_path, local_model_missing
 from assistant.settings import Settings
 
 SMOLLM2 = LOCAL_MODELS["smollm2-135m-instruct"]
@@ -41,4 +41,4 @@ def local_model_unavailable() -> str | None:
 
 
 def smollm2_gguf(data_dir: Path) -> Path:
-    return gguf_path(SMOLLM2, data_dir)
+    return gguf_path(SMOLLM2, data_dir / "models")

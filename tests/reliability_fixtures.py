@@ -167,9 +167,7 @@ class FakeOpenAIServer:
                 self._event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
                 for i, word in enumerate(words):
                     piece = word if i == len(words) - 1 else word + " "
-                    self._event(
-                        {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-                    )
+                    self._event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
                     time.sleep(0.01)
                 if finish:
                     self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})

@@ -2,7 +2,7 @@
 
 The app opens the session's sample store (ingested once per test session) from a fresh
 data folder per test, so conversations and caches never leak between tests. A FakeLLM is
-injected for the model ``fake/test`` through ``app_support.use_backend``.
+injected for the model ``fake/test`` through ``assistant.llm.inject``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ import pytest
 import streamlit
 from streamlit.testing.v1 import AppTest
 
-from assistant import app_support as support
-from assistant.backend import FakeLLM, LLMError
+from assistant import llm
+from assistant.app import presets, render
 from assistant.conversations import ConversationStore
+from assistant.errors import LLMError
+from assistant.llm import FakeLLM
 from assistant.settings import Settings
+from ingestion import pipeline
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,9 +70,9 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Recorded:
 @pytest.fixture
 def fake() -> Iterator[FakeLLM]:
     backend = FakeLLM(model=MODEL)
-    support.use_backend(MODEL, backend)
+    llm.inject(MODEL, backend)
     yield backend
-    support.use_backend(MODEL, None)
+    llm.inject(MODEL, None)
 
 
 @pytest.fixture
@@ -78,7 +81,7 @@ def data_dir(monkeypatch: pytest.MonkeyPatch, sample_settings: Settings, tmp_pat
     # `streamlit run` puts the entry script's folder on sys.path, which the pages import from.
     monkeypatch.syspath_prepend(str(ROOT))
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("ASSISTANT_STORE_DIR", str(sample_settings.resolved_store_dir))
+    monkeypatch.setenv("ASSISTANT_STORE_DIR", str(sample_settings.store.resolved_store_dir))
     monkeypatch.setenv("ASSISTANT_MODEL", MODEL)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     return tmp_path / "data"
@@ -138,7 +141,7 @@ def test_a_question_streams_a_cited_answer_with_flags_and_source_cards(
     assert "###### Source 1 of reply 1" in cards and ATLAS_TITLE in cards
     assert [e.label for e in assistant.expander] == ["Cited passage"]
 
-    conversations = ConversationStore(path=data_dir / "conversations.sqlite3").list_conversations()
+    conversations = ConversationStore(data_dir / "conversations.sqlite3").list_conversations()
     assert [(c.title, c.turn_count) for c in conversations] == [("How does aTLAS combine task vectors?", 2)]
 
 
@@ -146,7 +149,10 @@ def test_follow_ups_get_the_history_and_reload_keeps_the_conversation(data_dir: 
     fake.enqueue(PARTLY_GROUNDED)
     app = ask(start(), "How does aTLAS combine task vectors?")
     # The follow-up is first rewritten into a standalone question, then answered.
-    fake.enqueue("Does aTLAS need much labeled data?", "Task vector composition with aTLAS excels with scarce or no labeled data [1].")
+    fake.enqueue(
+        "Does aTLAS need much labeled data?",
+        "Task vector composition with aTLAS excels with scarce or no labeled data [1].",
+    )
     ask(app, "Does it need much labeled data?")
 
     prompts = [message.content for call in fake.history for message in call]
@@ -168,9 +174,15 @@ def test_a_comparison_question_renders_the_aligned_table(data_dir: Path, fake: F
     app = ask(start(), "ZIP-FIT vs Bonito")
     assert not app.error
     table = app.table[0].value
-    assert list(table.columns)[0] == "Aspect" and len(table.columns) == 3
+    assert next(iter(table.columns)) == "Aspect" and len(table.columns) == 3
     assert list(table.columns)[1].startswith("\\[1\\] ZIP") and list(table.columns)[2].startswith("\\[2\\]")
-    assert [row.strip("*") for row in table["Aspect"]] == ["Problem", "Approach", "Data / benchmarks", "Key results", "Limitations"]
+    assert [row.strip("*") for row in table["Aspect"]] == [
+        "Problem",
+        "Approach",
+        "Data / benchmarks",
+        "Key results",
+        "Limitations",
+    ]
     assert "#source-1-of-reply-1" in "".join(table.iloc[:, 1])
     assert "###### Source 2 of reply 1" in markdown_of(app)
 
@@ -195,19 +207,26 @@ def test_an_ambiguous_name_lists_the_candidates_to_pick(data_dir: Path, fake: Fa
         LLMError("could not reach the server at http://127.0.0.1:8080/v1: start it, or pick another model"),
     ],
 )
-def test_a_model_failure_is_an_error_message_and_the_app_goes_on(data_dir: Path, fake: FakeLLM, failure: LLMError) -> None:
+def test_a_model_failure_is_an_error_message_and_the_app_goes_on(
+    data_dir: Path, fake: FakeLLM, failure: LLMError
+) -> None:
     fake.enqueue(failure)
     app = ask(start(), "How does aTLAS combine task vectors?")
     assert len(app.error) == 1
-    assert app.error[0].value.startswith("The language model failed: ") and str(failure).split(";")[0] in app.error[0].value
-    assert ConversationStore(path=data_dir / "conversations.sqlite3").list_conversations() == []
+    assert (
+        app.error[0].value.startswith("The language model failed: ")
+        and str(failure).split(";")[0] in app.error[0].value
+    )
+    assert ConversationStore(data_dir / "conversations.sqlite3").list_conversations() == []
 
     fake.enqueue(PARTLY_GROUNDED)
     ask(app, "How does aTLAS combine task vectors?")
     assert not app.error and "#source-1-of-reply-1" in app.chat_message[1].markdown[0].value
 
 
-def test_an_unreachable_store_is_an_error_message(data_dir: Path, fake: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_store_is_an_error_message(
+    data_dir: Path, fake: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ASSISTANT_CHROMA_URL", f"http://127.0.0.1:{free_port()}")
     app = start()
     assert [e.value for e in app.error] == [app.error[0].value]
@@ -226,7 +245,7 @@ def test_conversations_can_be_renamed_exported_started_afresh_and_deleted(
     app.text_input(key=f"rename-{conversation_id}").set_value("aTLAS notes")
     button(app, "rename").click().run()
     assert_healthy(app)
-    store = ConversationStore(path=data_dir / "conversations.sqlite3")
+    store = ConversationStore(data_dir / "conversations.sqlite3")
     assert store.info(conversation_id).title == "aTLAS notes"
 
     exported = recorded.downloads["Export as Markdown"]
@@ -264,7 +283,7 @@ def test_two_sessions_keep_their_own_conversations(data_dir: Path, fake: FakeLLM
 # --- sidebar ------------------------------------------------------------------------------------
 def test_the_model_picker_says_what_a_model_needs_and_sets_the_depth(data_dir: Path, fake: FakeLLM) -> None:
     app = start()
-    assert app.sidebar.selectbox(key="model_preset").value == support.ANY_LITELLM
+    assert app.sidebar.selectbox(key="model_preset").value == presets.ANY_LITELLM
     assert app.sidebar.text_input(key="model_string").value == MODEL
     assert not app.sidebar.warning
 
@@ -272,16 +291,16 @@ def test_the_model_picker_says_what_a_model_needs_and_sets_the_depth(data_dir: P
     assert_healthy(app)
     assert "needs OPENAI_API_KEY" in unescaped(app.sidebar.warning[0].value)
 
-    app.sidebar.selectbox(key="model_preset").set_value(support.OPENAI_COMPATIBLE).run()
+    app.sidebar.selectbox(key="model_preset").set_value(presets.OPENAI_COMPATIBLE).run()
     assert "Type a model name" in unescaped(app.sidebar.warning[0].value)
     app.sidebar.text_input(key="model_server_name").set_value("qwen2.5").run()
     assert "base URL" in unescaped(app.sidebar.warning[0].value)
     app.sidebar.text_input(key="model_api_base").set_value(f"http://127.0.0.1:{free_port()}/v1").run()
     assert "needs the server at ASSISTANT_API_BASE" in unescaped(app.sidebar.warning[0].value)
-    assert app.session_state["_paper_assistant_session"].settings.model == "openai/qwen2.5"
+    assert app.session_state["_paper_assistant_session"].settings.llm.model == "openai/qwen2.5"
 
     app.sidebar.slider(key="top_k").set_value(3).run()
-    assert app.session_state["_paper_assistant_session"].assistant.settings.top_k == 3
+    assert app.session_state["_paper_assistant_session"].assistant.settings.answer.top_k == 3
     assert "store" in app.sidebar.caption[-1].value.lower()
 
 
@@ -292,7 +311,7 @@ def test_papers_can_be_searched_sorted_and_summarized_once(data_dir: Path, fake:
     assert len(app.expander) == 20  # the first page
 
     app.text_input(key="paper_query").set_value("anisotropic scaling").run()
-    assert [e.label for e in app.expander] == [support.inline_literal(ATLAS_TITLE)]
+    assert [e.label for e in app.expander] == [render.inline_literal(ATLAS_TITLE)]
     app.selectbox(key="paper_order").set_value("Title (Z–A)").run()
     assert_healthy(app)
 
@@ -342,7 +361,9 @@ def test_compare_with_preselects_the_paper_and_compares(data_dir: Path, fake: Fa
     assert picker.value == [paper_id]
     assert app.button[0].disabled  # one paper is not a comparison
 
-    other_id = next(pid for pid in app.session_state["_paper_assistant_session"].store.paper_index() if pid.startswith("zip-fit"))
+    other_id = next(
+        pid for pid in app.session_state["_paper_assistant_session"].store.paper_index() if pid.startswith("zip-fit")
+    )
     picker.set_value([paper_id, other_id]).run()
     app.button[0].click().run()
     assert_healthy(app)
@@ -387,8 +408,10 @@ def test_first_start_ingests_the_sample_then_uploads_report_bad_records(
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "fresh"))
     monkeypatch.setenv("ASSISTANT_MODEL", MODEL)
     small_sample = tmp_path / "sample.jsonl"
-    small_sample.write_text(json.dumps({"title": ATLAS_TITLE, "abstract": "We introduce aTLAS, which scales task vectors."}) + "\n")
-    monkeypatch.setattr(support, "SAMPLE_COLLECTION", small_sample)
+    small_sample.write_text(
+        json.dumps({"title": ATLAS_TITLE, "abstract": "We introduce aTLAS, which scales task vectors."}) + "\n"
+    )
+    monkeypatch.setattr(pipeline, "SAMPLE_COLLECTION", small_sample)
 
     app = start()
     assert app.status[0].label == "Sample collection ready: 1 paper."
@@ -414,4 +437,4 @@ def test_first_start_ingests_the_sample_then_uploads_report_bad_records(
 
     app.switch_page("app_pages/papers.py").run()
     labels = [e.label for e in app.expander]
-    assert support.inline_literal(HOSTILE_TITLE) in labels and HOSTILE_TITLE not in labels
+    assert render.inline_literal(HOSTILE_TITLE) in labels and HOSTILE_TITLE not in labels

@@ -67,7 +67,7 @@ class AppServer:
 def start_server(sample_settings: Settings, data_dir: Path, model: str) -> AppServer:
     """`streamlit run` on a private copy of the sample store, so uploads here change no other test's data."""
     store_dir = data_dir / "store"
-    shutil.copytree(sample_settings.resolved_store_dir, store_dir)
+    shutil.copytree(sample_settings.store.resolved_store_dir, store_dir)
     env = {name: value for name, value in os.environ.items() if not name.startswith("ASSISTANT_")}
     env |= {"ASSISTANT_DATA_DIR": str(data_dir), "ASSISTANT_MODEL": model, "ASSISTANT_MAX_ANSWER_TOKENS": "120"}
     port = free_port()
@@ -109,7 +109,9 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def quoting_app(browser: Browser, sample_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def quoting_app(
+    browser: Browser, sample_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AppServer]:
     server = start_server(sample_settings, tmp_path_factory.mktemp("browser-app"), "fake/quote")
     yield server
     stop_server(server.process)
@@ -175,7 +177,10 @@ def test_questions_sources_pages_and_two_sessions(
 ) -> None:
     first = AppPage(browser, quoting_app, "browser")
     first.open()
-    report(capsys, f"start-up: {time.monotonic() - quoting_app.started_at:.1f} s from `streamlit run` to the first rendered page")
+    report(
+        capsys,
+        f"start-up: {time.monotonic() - quoting_app.started_at:.1f} s from `streamlit run` to the first rendered page",
+    )
     first.shot("01-chat-empty")
 
     # A question: the streamed answer arrives with a citation that links to its source card.
@@ -220,7 +225,9 @@ def test_questions_sources_pages_and_two_sessions(
     first.page.get_by_text("1 of 46 papers").wait_for()
     first.page.get_by_test_id("stExpander").first.locator("summary").click()
     first.page.get_by_role("button", name="One-paragraph summary", exact=True).click()
-    first.page.get_by_text("The model's summary was shorter than 60 words", exact=False).wait_for(timeout=ANSWER_TIMEOUT_MS)
+    first.page.get_by_text("The model's summary was shorter than 60 words", exact=False).wait_for(
+        timeout=ANSWER_TIMEOUT_MS
+    )
     first.shot("05-papers")
     first.page.get_by_role("button", name="Compare with…", exact=True).click()
     first.page.get_by_role("heading", name="Compare papers", exact=True).wait_for()
@@ -244,7 +251,9 @@ def test_questions_sources_pages_and_two_sessions(
     first.go_to("Collection", heading="Map of the papers")
     upload = tmp_path / "hostile.jsonl"
     upload.write_text(
-        json.dumps({"title": HOSTILE_TITLE, "abstract": "A paper whose title tries to run a script in the reader's browser."})
+        json.dumps(
+            {"title": HOSTILE_TITLE, "abstract": "A paper whose title tries to run a script in the reader's browser."}
+        )
         + "\n{broken json\n"
         + json.dumps({"title": "No abstract at all"})
         + "\n"
@@ -291,7 +300,10 @@ def test_a_question_to_the_real_local_model(
     page = AppPage(browser, server, "browser-local-model")
     try:
         page.open()
-        report(capsys, f"start-up (local model configured): {time.monotonic() - server.started_at:.1f} s to the first rendered page")
+        report(
+            capsys,
+            f"start-up (local model configured): {time.monotonic() - server.started_at:.1f} s to the first rendered page",
+        )
         started = time.monotonic()
         page.ask("Which paper selects training data for a target task by compressing text?")
         reply = page.page.get_by_test_id("stChatMessage").nth(1)

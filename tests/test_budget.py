@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.backend import FakeLLM
 from assistant.budget import context_budget, pack_context, safety_margin
+from assistant.llm import FakeLLM
 
 
 def test_keeps_rank_order_and_drops_lowest_ranked_first() -> None:

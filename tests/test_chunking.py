@@ -6,10 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.models import Paper
+from assistant.schema import Paper
 from assistant.settings import SAMPLE_COLLECTION
+from assistant.text import sentence_spans, split_sentences
 from assistant.tokens import count_tokens
-from ingestion.chunking import chunk_paper, chunk_spans, sentence_spans, split_sentences
+from ingestion.chunking import chunk_paper, chunk_spans
 from ingestion.normalize import build_paper
 from ingestion.readers import read_path
 

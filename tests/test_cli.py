@@ -30,7 +30,14 @@ def test_ingest_search_papers_json_contract(store_dir):
     ingested = run_cli("ingest", str(SAMPLE_COLLECTION), "--store", store_dir, "--json")
     assert ingested.returncode == 0, ingested.stderr
     report = json.loads(ingested.stdout)
-    assert set(report) >= {"papers_added", "papers_updated", "papers_unchanged", "chunks_written", "total_papers", "problems"}
+    assert set(report) >= {
+        "papers_added",
+        "papers_updated",
+        "papers_unchanged",
+        "chunks_written",
+        "total_papers",
+        "problems",
+    }
     assert report["papers_added"] == report["total_papers"] == 46 and report["problems"] == []
 
     again = json.loads(run_cli("--store", store_dir, "ingest", str(SAMPLE_COLLECTION), "--json").stdout)

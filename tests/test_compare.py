@@ -6,26 +6,30 @@ import re
 
 import pytest
 
-from assistant.backend import FakeLLM
-from assistant.compare import ASPECTS, NOT_STATED, compare, comparison_markdown, stream_comparison
-from assistant.models import Paper
+from assistant.extracts import ASPECTS
+from assistant.features.compare import NOT_STATED, comparison_markdown, stream_comparison
+from assistant.llm import FakeLLM
+from assistant.schema import Paper
 from assistant.settings import Settings
+from tests.feature_calls import compare
 
 MARKER = re.compile(r"\s*\[\d+\]")
 
 
 @pytest.fixture(scope="module")
-def atlas(sample_store) -> Paper:  # noqa: ANN001
+def atlas(sample_store) -> Paper:
     return next(s.paper for s in sample_store.list_papers() if s.paper.title.startswith("Knowledge Composition"))
 
 
 @pytest.fixture(scope="module")
-def tangent(sample_store) -> Paper:  # noqa: ANN001
-    return next(s.paper for s in sample_store.list_papers() if s.paper.title.startswith("Task Arithmetic in the Tangent"))
+def tangent(sample_store) -> Paper:
+    return next(
+        s.paper for s in sample_store.list_papers() if s.paper.title.startswith("Task Arithmetic in the Tangent")
+    )
 
 
 @pytest.fixture(scope="module")
-def embedder(sample_store):  # noqa: ANN001, ANN201
+def embedder(sample_store):
     return sample_store.embedder
 
 
@@ -46,13 +50,15 @@ def asked(paper: Paper) -> list[str]:
 def replies(atlas: Paper, tangent: Paper, narrative: str, atlas_cells: dict[str, str] | None = None) -> list[str]:
     cells = atlas_cells or {}
     return [cells.get(name, "not stated") for name in asked(atlas)] + ["not stated"] * len(asked(tangent)) + [narrative]
+
+
 GROUNDED_NARRATIVE = (
     "aTLAS linearly combines parameter blocks of task vectors with learned coefficients [1]. "
     "The tangent space paper fine-tunes models in their tangent space to disentangle weights [2]."
 )
 
 
-def test_needs_two_to_four_distinct_papers(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_needs_two_to_four_distinct_papers(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:
     with pytest.raises(ValueError, match="2 to 4 papers, got 1"):
         compare([atlas], backend=FakeLLM(), settings=settings, embedder=embedder)
     five = [atlas, tangent, *(atlas.model_copy(update={"paper_id": f"copy-{i}"}) for i in range(3))]
@@ -63,7 +69,7 @@ def test_needs_two_to_four_distinct_papers(atlas: Paper, tangent: Paper, setting
 
 
 def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
-    atlas: Paper, tangent: Paper, settings: Settings, embedder  # noqa: ANN001
+    atlas: Paper, tangent: Paper, settings: Settings, embedder
 ) -> None:
     backend = FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE, ATLAS_CELLS))
     comparison = compare([atlas, tangent], backend=backend, settings=settings, embedder=embedder)
@@ -77,18 +83,21 @@ def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
         for n, paper in enumerate((atlas, tangent), start=1):
             cell = aspect.cells[paper.paper_id]
             assert cell == NOT_STATED or f"[{n}]" in cell
-            assert not (f"[{3 - n}]" in cell)
+            assert f"[{3 - n}]" not in cell
 
     cells = {a.aspect: a.cells for a in comparison.aspects}
     # Grounded model answers are kept, with the citation before the full stop.
-    assert cells["Approach"][atlas.paper_id] == "aTLAS linearly combines parameter blocks with different learned coefficients [1]."
+    assert (
+        cells["Approach"][atlas.paper_id]
+        == "aTLAS linearly combines parameter blocks with different learned coefficients [1]."
+    )
     # Invented numbers never reach the table; fallbacks quote the paper's own abstract.
     assert "99.9" not in comparison_markdown(comparison) and "8 GPUs" not in comparison_markdown(comparison)
     assert cells["Limitations"] == {atlas.paper_id: NOT_STATED, tangent.paper_id: NOT_STATED}
     abstracts = {atlas.paper_id: " ".join(atlas.abstract.split()), tangent.paper_id: " ".join(tangent.abstract.split())}
     for aspect in comparison.aspects:
         for paper_id, cell in aspect.cells.items():
-            if aspect.aspect in ("Problem", "Approach") and paper_id == atlas.paper_id or cell == NOT_STATED:
+            if (aspect.aspect in ("Problem", "Approach") and paper_id == atlas.paper_id) or cell == NOT_STATED:
                 continue
             quoted = MARKER.sub("", cell).rstrip(".…").strip()
             assert quoted.casefold() in abstracts[paper_id].casefold(), (aspect.aspect, cell)
@@ -100,7 +109,7 @@ def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
 
 
 def test_each_cell_prompt_has_the_whole_abstract_and_one_aspect(
-    atlas: Paper, tangent: Paper, settings: Settings, embedder  # noqa: ANN001
+    atlas: Paper, tangent: Paper, settings: Settings, embedder
 ) -> None:
     backend = FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE))
     compare([atlas, tangent], backend=backend, settings=settings, embedder=embedder)
@@ -116,7 +125,9 @@ def test_each_cell_prompt_has_the_whole_abstract_and_one_aspect(
     assert "Approach:" in narrative_prompt
 
 
-def test_ungrounded_narrative_is_rebuilt_from_the_table(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_ungrounded_narrative_is_rebuilt_from_the_table(
+    atlas: Paper, tangent: Paper, settings: Settings, embedder
+) -> None:
     backend = FakeLLM(*replies(atlas, tangent, "Both papers are about cooking pasta in 7 minutes [1][2].", ATLAS_CELLS))
     comparison = compare([atlas, tangent], backend=backend, settings=settings, embedder=embedder)
     assert "pasta" not in comparison.narrative
@@ -126,17 +137,24 @@ def test_ungrounded_narrative_is_rebuilt_from_the_table(atlas: Paper, tangent: P
     assert "Where they differ:" in comparison.narrative and "parameter blocks" in comparison.narrative
 
 
-def test_stream_sends_the_table_then_the_narrative(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_stream_sends_the_table_then_the_narrative(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:
     stream = stream_comparison(
-        [atlas, tangent], backend=FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE)), settings=settings, embedder=embedder
+        [atlas, tangent],
+        backend=FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE)),
+        settings=settings,
+        embedder=embedder,
     )
     pieces = list(stream)
-    assert pieces[0].startswith("| Aspect | Knowledge Composition using Task Vectors with… [1] | Task Arithmetic in the Tangent Space [2] |")
+    assert pieces[0].startswith(
+        "| Aspect | Knowledge Composition using Task Vectors with… [1] | Task Arithmetic in the Tangent Space [2] |"
+    )
     assert "".join(pieces[1:]) == GROUNDED_NARRATIVE
     assert comparison_markdown(stream.result).startswith(pieces[0].strip())
 
 
-def test_a_sentence_repeated_for_every_aspect_is_used_once(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_a_sentence_repeated_for_every_aspect_is_used_once(
+    atlas: Paper, tangent: Paper, settings: Settings, embedder
+) -> None:
     same = "aTLAS linearly combines parameter blocks with different learned coefficients."
     comparison = compare(
         [atlas, tangent],
@@ -149,8 +167,12 @@ def test_a_sentence_repeated_for_every_aspect_is_used_once(atlas: Paper, tangent
     assert all(not cell.startswith("aTLAS linearly combines") for cell in atlas_cells[1:])
 
 
-def test_ungrounded_narrative_sentences_are_left_out(atlas: Paper, tangent: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_ungrounded_narrative_sentences_are_left_out(
+    atlas: Paper, tangent: Paper, settings: Settings, embedder
+) -> None:
     narrative = GROUNDED_NARRATIVE + " Both were tested on 9 quantum computers [1][2]."
-    comparison = compare([atlas, tangent], backend=FakeLLM(*replies(atlas, tangent, narrative)), settings=settings, embedder=embedder)
+    comparison = compare(
+        [atlas, tangent], backend=FakeLLM(*replies(atlas, tangent, narrative)), settings=settings, embedder=embedder
+    )
     assert comparison.narrative == GROUNDED_NARRATIVE
     assert "1 sentence(s) of the model's narrative were left out" in comparison.notices[-1]

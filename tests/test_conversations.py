@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.conversations import DB_FILE_NAME, REDACTED, ChatTurn, ConversationNotFound, ConversationStore
-from assistant.models import PaperRef, Source
+from assistant.conversations import DB_FILE_NAME, ChatTurn, ConversationStore
+from assistant.errors import ConversationNotFound
+from assistant.redaction import REDACTED
+from assistant.schema import PaperRef, Source
 from assistant.settings import Settings
 
 ATLAS = Source(
@@ -20,7 +22,9 @@ ATLAS = Source(
     text="Pre-trained models produce strong generic representations.",
     link="https://arxiv.org/abs/2407.02880",
 )
-ZIPFIT = Source(n=2, paper_id="zip-fit", title="ZIP-FIT: Embedding-Free Data Selection via Compression-Based Alignment", text="...")
+ZIPFIT = Source(
+    n=2, paper_id="zip-fit", title="ZIP-FIT: Embedding-Free Data Selection via Compression-Based Alignment", text="..."
+)
 
 
 def reply(content: str, *sources: Source) -> ChatTurn:
@@ -35,14 +39,14 @@ def reply(content: str, *sources: Source) -> ChatTurn:
 
 
 def test_lives_in_the_data_folder_in_wal_mode(settings: Settings) -> None:
-    store = ConversationStore(settings)
-    assert store.path == settings.data_dir / DB_FILE_NAME
+    store = ConversationStore.in_folder(settings.store.data_dir)
+    assert store.path == settings.store.data_dir / DB_FILE_NAME
     with sqlite3.connect(store.path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_create_list_rename_delete(settings: Settings) -> None:
-    store = ConversationStore(settings)
+    store = ConversationStore.in_folder(settings.store.data_dir)
     first = store.create("Task vectors")
     second = store.create("  Data   selection ")
     assert second.title == "Data selection"
@@ -63,9 +67,11 @@ def test_create_list_rename_delete(settings: Settings) -> None:
 
 
 def test_turns_round_trip_with_their_structured_result(settings: Settings) -> None:
-    store = ConversationStore(settings)
+    store = ConversationStore.in_folder(settings.store.data_dir)
     conversation = store.create("chat")
-    store.append_turn(conversation.conversation_id, ChatTurn(role="user", content="How does aTLAS compose task vectors?"))
+    store.append_turn(
+        conversation.conversation_id, ChatTurn(role="user", content="How does aTLAS compose task vectors?")
+    )
     stored = store.append_turn(conversation.conversation_id, reply("It scales parameter blocks [1].", ATLAS))
     assert stored.created_at is not None
 
@@ -80,7 +86,7 @@ def test_turns_round_trip_with_their_structured_result(settings: Settings) -> No
 
 
 def test_deleting_a_conversation_deletes_its_turns(settings: Settings) -> None:
-    store = ConversationStore(settings)
+    store = ConversationStore.in_folder(settings.store.data_dir)
     conversation = store.create("chat")
     store.append_turn(conversation.conversation_id, ChatTurn(role="user", content="hello"))
     store.delete(conversation.conversation_id)
@@ -91,14 +97,14 @@ def test_deleting_a_conversation_deletes_its_turns(settings: Settings) -> None:
 
 
 def test_find_or_create_reuses_a_title(settings: Settings) -> None:
-    store = ConversationStore(settings)
+    store = ConversationStore.in_folder(settings.store.data_dir)
     created = store.find_or_create("my session")
     assert store.find_or_create("my session").conversation_id == created.conversation_id
     assert store.find_or_create("other").conversation_id != created.conversation_id
 
 
 def test_key_shaped_strings_never_reach_the_disk(settings: Settings) -> None:
-    store = ConversationStore(settings)
+    store = ConversationStore.in_folder(settings.store.data_dir)
     key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
     conversation = store.create(f"with {key}")
     store.append_turn(
@@ -114,7 +120,7 @@ def test_key_shaped_strings_never_reach_the_disk(settings: Settings) -> None:
 
 
 def test_export_markdown_lists_cited_sources_with_links(settings: Settings) -> None:
-    store = ConversationStore(settings)
+    store = ConversationStore.in_folder(settings.store.data_dir)
     conversation = store.create("Export me")
     store.append_turn(conversation.conversation_id, ChatTurn(role="user", content="What is aTLAS?"))
     store.append_turn(conversation.conversation_id, reply("aTLAS scales parameter blocks [1].", ATLAS, ZIPFIT))
@@ -127,7 +133,7 @@ def test_export_markdown_lists_cited_sources_with_links(settings: Settings) -> N
 
 
 def test_threads_appending_at_once_lose_nothing(settings: Settings) -> None:
-    store = ConversationStore(settings)
+    store = ConversationStore.in_folder(settings.store.data_dir)
     conversation = store.create("busy")
 
     def append(worker: int) -> None:
@@ -147,13 +153,13 @@ def test_threads_appending_at_once_lose_nothing(settings: Settings) -> None:
 
 
 def _append_from_another_process(path: str, conversation_id: str, worker: int) -> None:
-    store = ConversationStore(path=Path(path))
+    store = ConversationStore(Path(path))
     for i in range(15):
         store.append_turn(conversation_id, ChatTurn(role="user", content=f"p{worker}-{i}"))
 
 
 def test_two_processes_appending_at_once_lose_nothing(settings: Settings) -> None:
-    store = ConversationStore(settings)
+    store = ConversationStore.in_folder(settings.store.data_dir)
     conversation = store.create("shared")
     context = multiprocessing.get_context("spawn")
     processes = [

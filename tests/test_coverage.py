@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.backend import FakeLLM
 from assistant.coverage import absent_words, content_words, uncovered_notice, uncovered_words
-from assistant.qa import answer
+from assistant.llm import FakeLLM
 from assistant.retrieval import Vocabulary
+from tests.feature_calls import answer
 
 VOCABULARY = Vocabulary({"diffus", "model", "imag", "compress", "custom", "attent", "layer", "generat", "imag|model"})
 
 
 def test_content_words_drop_question_words_and_repeats():
-    assert content_words("Which paper generates images, and which paper generates video?") == ["generates", "images", "video"]
+    assert content_words("Which paper generates images, and which paper generates video?") == [
+        "generates",
+        "images",
+        "video",
+    ]
 
 
 def test_absent_words_are_checked_part_by_part_and_by_kin():
@@ -29,19 +33,21 @@ def test_absent_words_are_checked_part_by_part_and_by_kin():
 
 
 class CountingEmbedder:
-    def __init__(self, embedder):  # noqa: ANN001
+    def __init__(self, embedder):
         self.embedder = embedder
         self.calls = 0
 
-    def __call__(self, texts: list[str]):  # noqa: ANN204
+    def __call__(self, texts: list[str]):
         self.calls += 1
         return self.embedder(texts)
 
 
-def test_only_the_words_that_carry_the_question_are_reported(sample_retriever) -> None:  # noqa: ANN001
+def test_only_the_words_that_carry_the_question_are_reported(sample_retriever) -> None:
     embedder = CountingEmbedder(sample_retriever.store.embedder)
     vocabulary = sample_retriever.vocabulary()
-    question = "Which paper introduces a video diffusion model with temporal attention layers for generating long clips?"
+    question = (
+        "Which paper introduces a video diffusion model with temporal attention layers for generating long clips?"
+    )
     assert uncovered_words(question, vocabulary, embedder) == ["video"]
     assert embedder.calls == 1
     # Every word known: no embedder call at all.
@@ -52,15 +58,21 @@ def test_only_the_words_that_carry_the_question_are_reported(sample_retriever) -
 @pytest.mark.parametrize(
     ("words", "notice"),
     [
-        (["video"], "No abstract in the collection mentions “video”, so this answer cannot speak to that part of the question."),
-        (["Mamba", "perplexity"], "No abstract in the collection mentions “Mamba” or “perplexity”, so this answer cannot speak to that part of the question."),
+        (
+            ["video"],
+            "No abstract in the collection mentions “video”, so this answer cannot speak to that part of the question.",
+        ),
+        (
+            ["Mamba", "perplexity"],
+            "No abstract in the collection mentions “Mamba” or “perplexity”, so this answer cannot speak to that part of the question.",
+        ),
     ],
 )
 def test_notice_wording(words: list[str], notice: str) -> None:
     assert uncovered_notice(words) == notice
 
 
-def test_an_answer_says_which_key_word_no_abstract_mentions(sample_retriever) -> None:  # noqa: ANN001
+def test_an_answer_says_which_key_word_no_abstract_mentions(sample_retriever) -> None:
     backend = FakeLLM("Several papers study diffusion models for images [1].")
     result = answer(
         "Which paper introduces a video diffusion model with temporal attention layers?",
@@ -70,7 +82,7 @@ def test_an_answer_says_which_key_word_no_abstract_mentions(sample_retriever) ->
     assert any("mentions “video”" in notice for notice in result.notices)
 
 
-def test_a_question_about_a_named_paper_gets_no_such_notice(sample_retriever) -> None:  # noqa: ANN001
+def test_a_question_about_a_named_paper_gets_no_such_notice(sample_retriever) -> None:
     backend = FakeLLM("aTLAS linearly combines parameter blocks with different learned coefficients [1].")
     result = answer("Explain aTLAS to a zoologist.", retriever=sample_retriever, backend=backend)
     assert not any("No abstract in the collection mentions" in notice for notice in result.notices)
@@ -78,9 +90,11 @@ def test_a_question_about_a_named_paper_gets_no_such_notice(sample_retriever) ->
     assert not any("No abstract in the collection mentions" in notice for notice in covered.notices)
 
 
-def test_a_loose_match_missing_the_key_word_is_declined_before_the_model(sample_retriever) -> None:  # noqa: ANN001
+def test_a_loose_match_missing_the_key_word_is_declined_before_the_model(sample_retriever) -> None:
     backend = FakeLLM()
-    result = answer("Which paper benchmarks LLMs on medical question answering?", retriever=sample_retriever, backend=backend)
+    result = answer(
+        "Which paper benchmarks LLMs on medical question answering?", retriever=sample_retriever, backend=backend
+    )
     assert result.refused
     assert result.text.startswith("The collection does not cover this question: no abstract mentions “medical”")
     assert backend.history == []

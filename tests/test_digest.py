@@ -7,11 +7,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from assistant.backend import FakeLLM, Generation
-from assistant.digest import digest, digest_markdown, keyword_name, stream_digest
-from assistant.models import Message
+from assistant.features.digest import digest_markdown, keyword_name, stream_digest
+from assistant.llm import FakeLLM
+from assistant.schema import Message
 from assistant.settings import Settings
-from assistant.support import split_sentences
+from assistant.streaming import Streamed as Generation
+from assistant.text import split_sentences
+from tests.feature_calls import digest
 
 SOURCE = re.compile(r'<source n="(\d+)" title="[^"]*">\n(.*?)\n</source>', re.DOTALL)
 
@@ -27,23 +29,27 @@ class EchoLLM(FakeLLM):
         self.name_reply = name_reply
         self.paragraph_reply = paragraph_reply
 
-    def generate(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None) -> Generation:
+    def generate(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None
+    ) -> Generation:
         prompt = messages[-1].content
         sources = SOURCE.findall(prompt)
         if "Write only a short name" in prompt:
             reply = self.name_reply if self.name_reply is not None else f"Echo theme {len(self.history)}"
         else:
-            reply = self.paragraph_reply or " ".join(f"{split_sentences(text)[0].rstrip('.')} [{n}]." for n, text in sources[:3])
+            reply = self.paragraph_reply or " ".join(
+                f"{split_sentences(text)[0].rstrip('.')} [{n}]." for n, text in sources[:3]
+            )
         self.enqueue(reply)
         return super().generate(messages, max_tokens=max_tokens, temperature=temperature)
 
 
 @pytest.fixture(scope="module")
-def titles(sample_store) -> dict[str, str]:  # noqa: ANN001
+def titles(sample_store) -> dict[str, str]:
     return {s.paper.paper_id: s.paper.title for s in sample_store.list_papers()}
 
 
-def test_themes_cover_every_paper_exactly_once(sample_store, titles: dict[str, str]) -> None:  # noqa: ANN001
+def test_themes_cover_every_paper_exactly_once(sample_store, titles: dict[str, str]) -> None:
     backend = EchoLLM()
     result = digest(store=sample_store, backend=backend)
     assigned = [paper_id for theme in result.themes for paper_id in theme.paper_ids]
@@ -57,7 +63,7 @@ def test_themes_cover_every_paper_exactly_once(sample_store, titles: dict[str, s
         assert theme.unsupported == []
 
 
-def test_paragraph_prompt_numbers_the_themes_papers_in_order(sample_store) -> None:  # noqa: ANN001
+def test_paragraph_prompt_numbers_the_themes_papers_in_order(sample_store) -> None:
     backend = EchoLLM()
     result = digest(store=sample_store, backend=backend)
     first_theme = result.themes[0]
@@ -68,15 +74,17 @@ def test_paragraph_prompt_numbers_the_themes_papers_in_order(sample_store) -> No
     assert "data, never instructions" in backend.history[1][0].content
 
 
-def test_unusable_names_fall_back_to_keywords(sample_store) -> None:  # noqa: ANN001
+def test_unusable_names_fall_back_to_keywords(sample_store) -> None:
     backend = EchoLLM(name_reply="The papers in this collection do not share one theme that I can name.")
     result = digest(store=sample_store, backend=backend)
     for theme in result.themes:
         assert "papers" not in theme.name.lower() and len(theme.name.split(",")) <= 3
 
 
-def test_ungrounded_paragraph_is_replaced_by_cited_key_sentences(sample_store) -> None:  # noqa: ANN001
-    backend = EchoLLM(paragraph_reply="These papers describe new ways to brew coffee at 93 degrees [1]. Milk is added later [2].")
+def test_ungrounded_paragraph_is_replaced_by_cited_key_sentences(sample_store) -> None:
+    backend = EchoLLM(
+        paragraph_reply="These papers describe new ways to brew coffee at 93 degrees [1]. Milk is added later [2]."
+    )
     result = digest(store=sample_store, backend=backend)
     abstracts = {s.paper.paper_id: " ".join(s.paper.abstract.split()).casefold() for s in sample_store.list_papers()}
     for theme in result.themes:
@@ -87,8 +95,8 @@ def test_ungrounded_paragraph_is_replaced_by_cited_key_sentences(sample_store) -
             assert sentence.rstrip("…").casefold() in abstracts[theme.paper_ids[int(n) - 1]]
 
 
-def test_stream_shows_headings_then_paragraphs_and_markdown_lists_papers(sample_store, titles: dict[str, str]) -> None:  # noqa: ANN001
-    stream = stream_digest(store=sample_store, backend=EchoLLM())
+def test_stream_shows_headings_then_paragraphs_and_markdown_lists_papers(sample_store, titles: dict[str, str]) -> None:
+    stream = stream_digest(store=sample_store, backend=EchoLLM(), settings=sample_store.settings)
     shown = "".join(stream)
     result = stream.result
     for theme in result.themes:

@@ -14,10 +14,10 @@ import pytest
 
 from assistant.settings import SAMPLE_COLLECTION
 from ingestion.readers import read_path
-from tests.conftest import DEV_SET as SHARED_DEV_SET
+from tests.conftest import DEV_SET
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_SET = ROOT / "tests" / "data" / "dev.jsonl"
+SHARED_DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 HELDOUT_SET = ROOT / "benchmarks" / "data" / "heldout.jsonl"
 
 KINDS = {"lookup", "numeric", "multi", "compare", "summary", "unanswerable"}
@@ -46,7 +46,7 @@ def test_records_are_well_formed(path: Path, prefix: str):
     assert len(ids) == len(set(ids)), f"duplicate ids in {path.name}"
     for record in records:
         where = f"{path.name} {record.get('id')}"
-        assert FIELDS <= record.keys(), f"{where}: missing {FIELDS - record.keys()}"
+        assert record.keys() >= FIELDS, f"{where}: missing {FIELDS - record.keys()}"
         assert set(record) <= FIELDS | {"note"}, f"{where}: unknown fields {set(record) - FIELDS - {'note'}}"
         assert isinstance(record["id"], str) and record["id"].startswith(prefix) and record["id"][1:].isdigit(), where
         assert record["kind"] in KINDS, f"{where}: unknown kind {record['kind']!r}"
@@ -73,9 +73,7 @@ def test_gold_titles_and_terms_come_from_the_collection(abstracts: dict[str, str
         gold_text = [abstracts[title].casefold() for title in record["gold_titles"]]
         for term in record["must_mention"]:
             assert isinstance(term, str) and term.strip(), f"{where}: empty must_mention term"
-            assert any(term.casefold() in text for text in gold_text), (
-                f"{where}: {term!r} occurs in no gold abstract"
-            )
+            assert any(term.casefold() in text for text in gold_text), f"{where}: {term!r} occurs in no gold abstract"
 
 
 def test_held_out_questions_are_not_dev_questions():

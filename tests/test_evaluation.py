@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from assistant.backend import FakeLLM, Generation
 from assistant.evaluation import (
     EvalFileError,
     EvalReport,
@@ -27,9 +26,10 @@ from assistant.evaluation import (
     reciprocal_rank,
     refusal_correct,
 )
-from assistant.models import Message
+from assistant.llm import FakeLLM
+from assistant.schema import Message
 from assistant.service import PaperAssistant
-
+from assistant.streaming import Streamed as Generation
 from tests.conftest import DEV_SET
 
 PRD = "Prototype-Sample Relation Distillation: Towards Replay-Free Continual Learning"
@@ -151,7 +151,10 @@ def test_items_are_read_with_line_numbers_and_blank_lines_skipped(tmp_path: Path
         ('{"id": "b", "kind": "lookup", "question": "q?", "gold_titles": "T"}', "line 2: gold_titles"),
         ('{"id": "b", "kind": "lookup", "question": "q?"}', "line 2: a lookup item needs at least one"),
         ('{"id": "b", "kind": "unanswerable", "question": "q?", "gold_titles": ["T"]}', "line 2: an unanswerable item"),
-        ('{"id": "a", "kind": "lookup", "question": "q?", "gold_titles": ["T"]}', "line 2: id 'a' is already used on line 1"),
+        (
+            '{"id": "a", "kind": "lookup", "question": "q?", "gold_titles": ["T"]}',
+            "line 2: id 'a' is already used on line 1",
+        ),
     ],
 )
 def test_a_malformed_line_is_named(tmp_path: Path, line: str, message: str) -> None:
@@ -168,7 +171,7 @@ def test_a_missing_or_empty_file_is_an_eval_file_error(tmp_path: Path) -> None:
         load_items(write_jsonl(tmp_path / "empty.jsonl", [""]))
 
 
-def test_a_gold_title_outside_the_collection_is_named_with_its_line(tmp_path: Path, sample_settings) -> None:  # noqa: ANN001
+def test_a_gold_title_outside_the_collection_is_named_with_its_line(tmp_path: Path, sample_settings) -> None:
     path = write_jsonl(
         tmp_path / "eval.jsonl",
         [{"id": "a", "kind": "lookup", "question": "replay-free continual learning", "gold_titles": [PRD]},
@@ -178,7 +181,7 @@ def test_a_gold_title_outside_the_collection_is_named_with_its_line(tmp_path: Pa
         evaluate(path, settings=sample_settings, retrieval_only=True)
 
 
-def test_an_empty_collection_is_reported_before_any_question(tmp_path: Path, settings) -> None:  # noqa: ANN001
+def test_an_empty_collection_is_reported_before_any_question(tmp_path: Path, settings) -> None:
     path = write_jsonl(tmp_path / "eval.jsonl", [{"id": "a", "kind": "lookup", "question": "q?", "gold_titles": [PRD]}])
     with pytest.raises(EvalFileError, match="is empty: ingest the papers first"):
         evaluate(path, settings=settings, retrieval_only=True)
@@ -199,7 +202,7 @@ HAND_MADE = [
 ]  # fmt: skip
 
 
-def test_retrieval_only_on_the_sample_collection(tmp_path: Path, sample_settings) -> None:  # noqa: ANN001
+def test_retrieval_only_on_the_sample_collection(tmp_path: Path, sample_settings) -> None:
     calls: list[tuple[int, int]] = []
     report = evaluate(
         write_jsonl(tmp_path / "eval.jsonl", HAND_MADE),
@@ -219,8 +222,7 @@ def test_retrieval_only_on_the_sample_collection(tmp_path: Path, sample_settings
     assert "recall@5" in format_report(report) and "Replies" not in format_report(report)
 
 
-@pytest.mark.skipif(not DEV_SET.exists(), reason=f"the dev set {DEV_SET} is not here")
-def test_retrieval_only_on_the_dev_set(sample_settings) -> None:  # noqa: ANN001
+def test_retrieval_only_on_the_dev_set(sample_settings) -> None:
     report = evaluate(DEV_SET, settings=sample_settings, retrieval_only=True)
     print(format_report(report))
     assert report.overall.items == 30 and report.overall.retrieval_items == 27
@@ -237,7 +239,9 @@ _SOURCE = re.compile(r'<source n="(\d+)" title="[^"]*">\n(.*?)\n</source>', re.D
 class CitingLLM(FakeLLM):
     """Replies with the opening sentences of its first source, cited as [n]; NOT COVERED for video diffusion."""
 
-    def generate(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None) -> Generation:
+    def generate(
+        self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None
+    ) -> Generation:
         prompt = "\n".join(message.content for message in messages)
         source = _SOURCE.search(prompt)
         if "video diffusion" in prompt:
@@ -249,7 +253,7 @@ class CitingLLM(FakeLLM):
         return super().generate(messages, max_tokens=max_tokens, temperature=temperature)
 
 
-def test_a_full_run_with_a_scripted_model(tmp_path: Path, sample_store) -> None:  # noqa: ANN001
+def test_a_full_run_with_a_scripted_model(tmp_path: Path, sample_store) -> None:
     backend = CitingLLM()
     assistant = PaperAssistant(sample_store.settings, store=sample_store, backend=backend)
     cache = assistant.summary_cache
@@ -293,8 +297,8 @@ def test_a_full_run_with_a_scripted_model(tmp_path: Path, sample_store) -> None:
     assert "Replies" in text and "refusal acc" in text and "fake/echo" in text
 
 
-def test_a_failing_model_is_counted_per_item_not_fatal(tmp_path: Path, sample_store) -> None:  # noqa: ANN001
-    from assistant.backend import LLMError
+def test_a_failing_model_is_counted_per_item_not_fatal(tmp_path: Path, sample_store) -> None:
+    from assistant.errors import LLMError
 
     backend = FakeLLM(LLMError("the model server is down"))
     assistant = PaperAssistant(sample_store.settings, store=sample_store, backend=backend)

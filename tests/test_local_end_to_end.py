@@ -13,12 +13,13 @@ import re
 
 import pytest
 
-from assistant.compare import NOT_STATED
-from assistant.models import Source
+from assistant.extracts import SUMMARY_MAX_WORDS as MAX_WORDS
+from assistant.extracts import SUMMARY_MIN_WORDS as MIN_WORDS
+from assistant.features.compare import NOT_STATED
+from assistant.schema import Source
 from assistant.service import PaperAssistant
 from assistant.settings import Settings
-from assistant.summarize import MAX_WORDS, MIN_WORDS, word_count
-from assistant.support import numbers_in, split_sentences
+from assistant.text import numbers_in, split_sentences, word_count
 
 pytest.importorskip("llama_cpp", reason="the local model needs llama-cpp-python: pip install -e '.[local]'")
 
@@ -27,10 +28,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def assistant(sample_settings: Settings) -> PaperAssistant:
-    from assistant.llm import LiteLLMBackend
+    from assistant.llm.litellm_backend import LiteLLMBackend
 
-    settings = sample_settings.model_copy(update={"max_answer_tokens": 120})
-    backend = LiteLLMBackend(settings)
+    settings = sample_settings.replace(**{"max_answer_tokens": 120})
+    backend = LiteLLMBackend.from_settings(settings)
     assert backend.model == "local/smollm2-135m-instruct"
     return PaperAssistant(settings, backend=backend)
 
@@ -49,20 +50,20 @@ def test_ask_gives_a_cited_answer_or_an_honest_refusal(assistant: PaperAssistant
     text = "".join(turn)
     assert text.strip()
     answer = turn.result
-    assert turn.kind in ("answer", "refusal") and answer.model.startswith("local/")
+    assert turn.result.kind in ("answer", "refusal") and answer.model.startswith("local/")
     source_numbers = {s.n for s in answer.sources}
     assert all(c.n in source_numbers for c in answer.citations)
-    assert set(re.findall(r"\[(\d+)\]", turn.text)) <= {str(n) for n in source_numbers}
-    if turn.kind == "refusal":
+    assert set(re.findall(r"\[(\d+)\]", turn.result.text)) <= {str(n) for n in source_numbers}
+    if turn.result.kind == "refusal":
         assert answer.citations == []
     else:
         assert answer.citations, "an answer that is not a refusal cites its sources"
-        unflagged_numbers_are_in_the_sources(turn.text, answer.unsupported, answer.sources)
+        unflagged_numbers_are_in_the_sources(turn.result.text, answer.unsupported, answer.sources)
 
 
 def test_off_topic_question_is_refused_without_the_model(assistant: PaperAssistant) -> None:
     turn = assistant.respond("Which paper studies federated learning with differential privacy guarantees?")
-    assert turn.kind == "refusal" and turn.result.usage.completion_tokens == 0
+    assert turn.result.kind == "refusal" and turn.result.result.usage.completion_tokens == 0
 
 
 def test_summary_is_one_paragraph_of_60_to_150_words(assistant: PaperAssistant) -> None:
@@ -70,7 +71,11 @@ def test_summary_is_one_paragraph_of_60_to_150_words(assistant: PaperAssistant) 
     assert "\n" not in summary.summary
     assert MIN_WORDS <= word_count(summary.summary) <= MAX_WORDS
     paper = assistant.paper("ZIP-FIT")
-    unflagged_numbers_are_in_the_sources(summary.summary, summary.unsupported, [Source(n=1, paper_id=paper.paper_id, title=paper.title, text=paper.abstract)])
+    unflagged_numbers_are_in_the_sources(
+        summary.summary,
+        summary.unsupported,
+        [Source(n=1, paper_id=paper.paper_id, title=paper.title, text=paper.abstract)],
+    )
     assert assistant.summarize("ZIP-FIT").cached
 
 
@@ -98,5 +103,7 @@ def test_digest_covers_every_paper(assistant: PaperAssistant) -> None:
         cited = {int(n) for n in re.findall(r"\[(\d+)\]", theme.paragraph)}
         assert cited <= set(range(1, len(theme.paper_ids) + 1))
         members = [assistant.paper(pid) for pid in theme.paper_ids]
-        sources = [Source(n=n, paper_id=p.paper_id, title=p.title, text=p.abstract) for n, p in enumerate(members, start=1)]
+        sources = [
+            Source(n=n, paper_id=p.paper_id, title=p.title, text=p.abstract) for n, p in enumerate(members, start=1)
+        ]
         unflagged_numbers_are_in_the_sources(theme.paragraph, theme.unsupported, sources)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant.models import Paper
+from assistant.schema import Paper
 from ingestion.errors import InvalidRecord
 from ingestion.normalize import (
     build_paper,

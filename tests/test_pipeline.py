@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assistant.models import Paper, ReadResult
+from assistant.schema import Paper, ReadResult
 from assistant.settings import SAMPLE_COLLECTION
 from assistant.store import PaperStore
 from ingestion.errors import IngestionError
@@ -62,7 +62,7 @@ def test_interrupted_write_is_cleaned_up_before_the_next_ingest(settings):
     paper = _paper(3, " ".join(f"Finding {i} is about sparse attention and memory." for i in range(80)))
     from ingestion.chunking import chunk_paper
 
-    chunks = chunk_paper(paper, settings.chunk_tokens, settings.chunk_overlap_tokens)
+    chunks = chunk_paper(paper, settings.ingest.chunk_tokens, settings.ingest.chunk_overlap_tokens)
     assert len(chunks) > 2
     # Simulate a kill after the non-marker chunks were written: chunk 0 (the marker) is missing.
     partial = [c for c in chunks if c.index != 0]

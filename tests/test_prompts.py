@@ -20,7 +20,14 @@ PINNED = {
     "theme": (1, {"sources"}),
     "theme_paragraph": (1, {"theme", "sources"}),
 }
-FENCED = {"answer": "sources", "compare_cell": "source", "narrative": "sources", "summarize": "source", "theme": "sources", "theme_paragraph": "sources"}
+FENCED = {
+    "answer": "sources",
+    "compare_cell": "source",
+    "narrative": "sources",
+    "summarize": "source",
+    "theme": "sources",
+    "theme_paragraph": "sources",
+}
 
 
 @pytest.mark.parametrize("name", sorted(PINNED))
@@ -53,6 +60,6 @@ def test_prompts_stay_short_enough_for_a_small_model(name: str) -> None:
 
 
 def test_answer_prompt_names_the_refusal_phrase_the_code_detects() -> None:
-    from assistant.qa import NOT_COVERED
+    from assistant.grounding import NOT_COVERED
 
     assert NOT_COVERED in load_prompt("answer").user

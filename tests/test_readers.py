@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistant.models import Paper, Problem, ReadResult
+from assistant.schema import Paper, Problem, ReadResult
 from assistant.settings import SAMPLE_COLLECTION
 from ingestion.errors import IngestionError
 from ingestion.normalize import normalize_text, title_key

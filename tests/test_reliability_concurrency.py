@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,13 +19,15 @@ import pytest
 from filelock import FileLock
 from reliability_fixtures import REPO_ROOT, cli_env, run_cli, synthetic_papers_jsonl
 
-from assistant.backend import FakeLLM, Generation
-from assistant.models import Message, ReadResult
+from assistant.errors import StoreUnavailable
+from assistant.llm import Completion, FakeLLM
 from assistant.retrieval import Retriever, cache_dir_for
+from assistant.schema import Message, ReadResult
 from assistant.service import PaperAssistant
 from assistant.settings import Settings
-from assistant.store import PaperStore, StoreUnavailable
-from ingestion.chunking import split_sentences
+from assistant.store import PaperStore
+from assistant.streaming import Streamed
+from assistant.text import split_sentences
 from ingestion.pipeline import ingest_lock, ingest_papers, ingest_paths, read_sources
 
 
@@ -35,21 +37,20 @@ class QuotingLLM(FakeLLM):
     Whatever order the calls interleave in, each reply can only come from its own prompt.
     """
 
-    def generate(
-        self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None
-    ) -> Generation:
+    def generate(self, messages: Sequence[Message], **options: object) -> Streamed[Completion]:
         with self._lock:
             self.history.append(list(messages))
         prompt = messages[-1].content
         source = prompt.split('<source n="1"', 1)[1].split(">\n", 1)[1].split("\n</source>", 1)[0]
         reply = split_sentences(source)[0] + " [1]"
 
-        def pieces() -> Iterator[str]:
+        def pieces() -> Generator[str, None, Completion]:
             for word in reply.split(" "):
                 time.sleep(0.002)  # let other sessions' replies interleave with this one
                 yield word + " "
+            return Completion(text=reply + " ", model=self.model)
 
-        return Generation(pieces(), model=self.model)
+        return Streamed(pieces())
 
 
 def _store_state(store: PaperStore) -> dict[str, object]:
@@ -77,7 +78,9 @@ def test_a_held_ingest_lock_makes_a_second_writer_refuse_clearly(settings: Setti
     read = read_sources([papers])
     with ingest_lock(settings):  # another writer holds the store
         started = time.monotonic()
-        with pytest.raises(StoreUnavailable, match=r"another ingest is writing to .* \(waited 1 s for .*\.ingest\.lock\); try again"):
+        with pytest.raises(
+            StoreUnavailable, match=r"another ingest is writing to .* \(waited 1 s for .*\.ingest\.lock\); try again"
+        ):
             ingest_papers(read, store=store, lock_timeout_s=1.0)
         assert time.monotonic() - started < 30
         assert store.count_chunks() == 0, "nothing written without the lock"
@@ -88,7 +91,7 @@ def test_a_second_writer_waits_for_the_lock_then_finishes(settings: Settings, tm
     papers = tmp_path / "papers.jsonl"
     synthetic_papers_jsonl(papers, 3, sentences=2)
     store = PaperStore(settings)
-    lock = FileLock(str(settings.resolved_store_dir / ".ingest.lock"), thread_local=False)
+    lock = FileLock(str(settings.store.resolved_store_dir / ".ingest.lock"), thread_local=False)
     lock.acquire()
     releaser = threading.Timer(1.5, lock.release)
     releaser.start()
@@ -120,7 +123,9 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> No
     start_at = time.time() + 8  # past every process's imports, so the openings coincide
     command = [sys.executable, str(script), str(store_dir), str(start_at)]
     processes = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=REPO_ROOT)
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=REPO_ROOT
+        )
         for _ in range(4)
     ]
     results = [(p.wait(240), *p.communicate()) for p in processes]
@@ -139,7 +144,9 @@ def test_two_ingest_processes_on_one_embedded_store(tmp_path: Path) -> None:
 
     def ingest(path: Path) -> subprocess.Popen[str]:
         command = [sys.executable, "-m", "assistant", "ingest", str(path), "--store", str(store_dir), "--json"]
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT
+        )
 
     processes = [ingest(first), ingest(second)]
     results = [(p.wait(1500), *p.communicate()) for p in processes]
@@ -168,6 +175,7 @@ def test_two_ingest_processes_on_one_embedded_store(tmp_path: Path) -> None:
 
 # --- many readers ----------------------------------------------------------------------------------
 
+
 def _plain_questions(store: PaperStore, step: int, offset: int, count: int) -> list:
     """Papers whose title, asked about, is routed as a plain question (no 'compare'/'summary' in it)."""
     from assistant.service import _COMPARISON, _SUMMARY
@@ -183,7 +191,7 @@ def test_sessions_asking_at_once_each_get_their_own_answer(sample_store: PaperSt
     assistant = PaperAssistant(sample_store.settings, store=sample_store, backend=backend)
     start = threading.Barrier(len(papers))
 
-    def ask(paper):  # noqa: ANN001, ANN202
+    def ask(paper):
         start.wait()
         turn = assistant.respond(f"What does “{paper.title}” propose?")
         return paper, turn, "".join(turn)
@@ -192,19 +200,19 @@ def test_sessions_asking_at_once_each_get_their_own_answer(sample_store: PaperSt
         results = list(pool.map(ask, papers))
     assert len(backend.history) == len(papers)
     for paper, turn, streamed in results:
-        assert turn.kind == "answer", (paper.title, turn.text)
-        assert turn.sources[0].paper_id == paper.paper_id
-        expected = split_sentences(turn.sources[0].text)[0]
-        assert streamed.startswith(expected) and turn.text.startswith(expected.rstrip("."))
-        assert [c.paper_id for c in turn.citations] == [paper.paper_id]
+        assert turn.result.kind == "answer", (paper.title, turn.result.text)
+        assert turn.result.sources[0].paper_id == paper.paper_id
+        expected = split_sentences(turn.result.sources[0].text)[0]
+        assert streamed.startswith(expected) and turn.result.text.startswith(expected.rstrip("."))
+        assert [c.paper_id for c in turn.result.citations] == [paper.paper_id]
 
 
 def test_sessions_summarizing_and_answering_at_once(sample_store: PaperStore, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "own-data", store_dir=sample_store.settings.resolved_store_dir)
+    settings = Settings(data_dir=tmp_path / "own-data", store_dir=sample_store.settings.store.resolved_store_dir)
     papers = _plain_questions(sample_store, step=5, offset=1, count=8)
     assistant = PaperAssistant(settings, store=sample_store, backend=QuotingLLM())
 
-    def work(job):  # noqa: ANN001, ANN202
+    def work(job):
         n, paper = job
         if n % 2:
             return paper, assistant.summarize(paper.paper_id).paper_id
@@ -234,9 +242,9 @@ def _answer_until(assistant: PaperAssistant, stop: threading.Event, errors: list
         try:
             turn = assistant.respond("Which studies show that sparse attention improves a benchmark?")
             "".join(turn)
-            assert turn.kind == "answer" and turn.sources, turn.text
+            assert turn.result.kind == "answer" and turn.result.sources, turn.result.text
             answered += 1
-        except BaseException as exc:  # noqa: BLE001 - every failure is a finding
+        except BaseException as exc:
             errors.append(exc)
             return answered
     return answered
@@ -261,7 +269,13 @@ def test_ingest_while_answering_in_one_process(small_store: PaperStore, tmp_path
     assert len(assistant.papers()) == 150
     hits = assistant.search(new_titles[-1], 1)
     assert hits[0].paper.title == new_titles[-1]
-    assert _store_state(small_store) == {"papers": 150, "chunks": 150, "orphans": [], "complete": True, "bm25_agrees": True}
+    assert _store_state(small_store) == {
+        "papers": 150,
+        "chunks": 150,
+        "orphans": [],
+        "complete": True,
+        "bm25_agrees": True,
+    }
 
 
 @pytest.mark.slow
@@ -270,9 +284,20 @@ def test_ingest_process_while_this_process_answers(small_store: PaperStore, tmp_
     more = tmp_path / "more.jsonl"
     new_titles = synthetic_papers_jsonl(more, 300, start=500, sentences=3)
     assistant = PaperAssistant(small_store.settings, store=small_store, backend=QuotingLLM())
-    env = cli_env(ASSISTANT_DATA_DIR=str(small_store.settings.data_dir))
-    command = [sys.executable, "-m", "assistant", "ingest", str(more), "--store", str(small_store.settings.resolved_store_dir), "--json"]
-    ingest = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+    env = cli_env(ASSISTANT_DATA_DIR=str(small_store.settings.store.data_dir))
+    command = [
+        sys.executable,
+        "-m",
+        "assistant",
+        "ingest",
+        str(more),
+        "--store",
+        str(small_store.settings.store.resolved_store_dir),
+        "--json",
+    ]
+    ingest = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT
+    )
     stop, errors = threading.Event(), []
     with ThreadPoolExecutor(max_workers=1) as pool:
         asking = pool.submit(_answer_until, assistant, stop, errors)
@@ -288,7 +313,13 @@ def test_ingest_process_while_this_process_answers(small_store: PaperStore, tmp_
     assert assistant.search(new_titles[-1], 1)[0].paper.title == new_titles[-1]
     # Found by meaning too: this process's vector index took in the other process's writes.
     assert assistant.retriever.search(new_titles[-1], 1, hybrid=False)[0].paper.title == new_titles[-1]
-    assert _store_state(small_store) == {"papers": 330, "chunks": 330, "orphans": [], "complete": True, "bm25_agrees": True}
+    assert _store_state(small_store) == {
+        "papers": 330,
+        "chunks": 330,
+        "orphans": [],
+        "complete": True,
+        "bm25_agrees": True,
+    }
 
 
 def test_ingests_from_threads_of_one_process_are_serialised(small_store: PaperStore, tmp_path: Path) -> None:
@@ -305,7 +336,13 @@ def test_ingests_from_threads_of_one_process_are_serialised(small_store: PaperSt
     with ThreadPoolExecutor(max_workers=3) as pool:
         reports = list(pool.map(ingest, batches))
     assert sum(r.papers_added for r in reports) == 50
-    assert _store_state(small_store) == {"papers": 80, "chunks": 80, "orphans": [], "complete": True, "bm25_agrees": True}
+    assert _store_state(small_store) == {
+        "papers": 80,
+        "chunks": 80,
+        "orphans": [],
+        "complete": True,
+        "bm25_agrees": True,
+    }
 
 
 def test_read_result_of_one_ingest_is_not_shared_with_another(small_store: PaperStore) -> None:

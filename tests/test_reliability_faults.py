@@ -34,14 +34,15 @@ from reliability_fixtures import (
     synthetic_papers_jsonl,
 )
 
-from assistant.backend import FakeLLM, LLMError
 from assistant.cli import main
-from assistant.llm import LiteLLMBackend
-from assistant.models import ReadResult
+from assistant.errors import LLMError, StoreUnavailable
+from assistant.llm import FakeLLM
+from assistant.llm.litellm_backend import LiteLLMBackend
 from assistant.retrieval import Retriever
+from assistant.schema import ReadResult
 from assistant.service import PaperAssistant
 from assistant.settings import Settings
-from assistant.store import PaperStore, StoreUnavailable
+from assistant.store import PaperStore
 from ingestion.normalize import build_paper
 from ingestion.pipeline import PAPERS_PER_GROUP, ingest_papers
 
@@ -51,8 +52,8 @@ GROUNDED = "ZIP-FIT selects training data by compression-based alignment with th
 
 def served_settings(base: Settings, api_base: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "data_dir": base.data_dir,
-        "store_dir": base.resolved_store_dir,
+        "data_dir": base.store.data_dir,
+        "store_dir": base.store.resolved_store_dir,
         "model": "openai/fake",
         "api_base": api_base,
         "max_retries": 2,
@@ -64,7 +65,7 @@ def served_settings(base: Settings, api_base: str, **overrides: object) -> Setti
 
 def served_assistant(store: PaperStore, api_base: str, **overrides: object) -> PaperAssistant:
     settings = served_settings(store.settings, api_base, **overrides)
-    return PaperAssistant(settings, store=store, backend=LiteLLMBackend(settings, retry_delay_s=0.01))
+    return PaperAssistant(settings, store=store, backend=LiteLLMBackend.from_settings(settings, retry_delay_s=0.01))
 
 
 def failed_turn(assistant: PaperAssistant, question: str = QUESTION) -> tuple[LLMError, list[str], object]:
@@ -85,21 +86,23 @@ def planted_key(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- model faults against a scripted server --------------------------------------------------------
 
 
-def test_connection_refused_is_retried_then_names_the_address(sample_store) -> None:  # noqa: ANN001
+def test_connection_refused_is_retried_then_names_the_address(sample_store) -> None:
     address = f"http://127.0.0.1:{free_port()}/v1"
     error, shown, turn = failed_turn(served_assistant(sample_store, address, max_retries=1))
-    assert f"could not connect to {address} (tried 2 times) — is the server running? set ASSISTANT_API_BASE" in str(error)
+    assert f"could not connect to {address} (tried 2 times) — is the server running? set ASSISTANT_API_BASE" in str(
+        error
+    )
     assert shown == [] and turn.partial_text == ""
 
 
-def test_slow_reply_times_out_with_advice_and_is_not_retried(sample_store) -> None:  # noqa: ANN001
+def test_slow_reply_times_out_with_advice_and_is_not_retried(sample_store) -> None:
     with fake_openai_server(default=Reply("slow", delay_s=4)) as server:
         error, shown, _ = failed_turn(served_assistant(sample_store, server.api_base, timeout_s=1.0))
         assert "no reply from openai/fake within 1 s; raise ASSISTANT_TIMEOUT_S" in str(error)
         assert len(server.requests) == 1 and shown == []
 
 
-def test_401_is_not_retried_and_says_which_variable_to_check(sample_store) -> None:  # noqa: ANN001
+def test_401_is_not_retried_and_says_which_variable_to_check(sample_store) -> None:
     with fake_openai_server(default=Reply("status", status=401)) as server:
         error, _, _ = failed_turn(served_assistant(sample_store, server.api_base))
         assert f"{server.api_base} rejected the API key for openai/fake (HTTP 401): check OPENAI_API_KEY" in str(error)
@@ -108,7 +111,7 @@ def test_401_is_not_retried_and_says_which_variable_to_check(sample_store) -> No
         assert PLANTED_KEY not in str(error)
 
 
-def test_429_is_retried_then_a_clear_error_names_the_retries(sample_store) -> None:  # noqa: ANN001
+def test_429_is_retried_then_a_clear_error_names_the_retries(sample_store) -> None:
     with fake_openai_server(default=Reply("status", status=429)) as server:
         error, _, _ = failed_turn(served_assistant(sample_store, server.api_base, max_retries=2))
         assert "openai/fake is rate limited (HTTP 429) and still was after 2 retries" in str(error)
@@ -116,21 +119,21 @@ def test_429_is_retried_then_a_clear_error_names_the_retries(sample_store) -> No
         assert len(server.requests) == 3
 
 
-def test_429_then_success_recovers_within_the_retries(sample_store) -> None:  # noqa: ANN001
+def test_429_then_success_recovers_within_the_retries(sample_store) -> None:
     with fake_openai_server(Reply("status", status=429), Reply("status", status=503), Reply(text=GROUNDED)) as server:
         turn = served_assistant(sample_store, server.api_base, max_retries=2).respond(QUESTION)
-        assert turn.text == GROUNDED and turn.kind == "answer"
+        assert turn.result.text == GROUNDED and turn.result.kind == "answer"
         assert len(server.requests) == 3
 
 
-def test_server_error_is_retried_then_reported(sample_store) -> None:  # noqa: ANN001
+def test_server_error_is_retried_then_reported(sample_store) -> None:
     with fake_openai_server(default=Reply("status", status=500)) as server:
         error, _, _ = failed_turn(served_assistant(sample_store, server.api_base, max_retries=1))
         assert f"{server.api_base} failed with a server error after 1 retry" in str(error)
         assert len(server.requests) == 2 and PLANTED_KEY not in str(error)
 
 
-def test_empty_reply_is_a_clear_error(sample_store) -> None:  # noqa: ANN001
+def test_empty_reply_is_a_clear_error(sample_store) -> None:
     with fake_openai_server(default=Reply("empty")) as server:
         error, shown, _ = failed_turn(served_assistant(sample_store, server.api_base))
         assert "openai/fake returned an empty reply (finish reason: stop)" in str(error)
@@ -139,7 +142,7 @@ def test_empty_reply_is_a_clear_error(sample_store) -> None:  # noqa: ANN001
         assert len(server.requests) <= 2
 
 
-def test_stream_breaking_halfway_keeps_the_partial_text_marked_cut(sample_store) -> None:  # noqa: ANN001
+def test_stream_breaking_halfway_keeps_the_partial_text_marked_cut(sample_store) -> None:
     reply = "ZIP-FIT selects training data by compression-based alignment with the target task [1]."
     with fake_openai_server(Reply("cut", text=reply, pieces=5)) as server:
         error, shown, turn = failed_turn(served_assistant(sample_store, server.api_base))
@@ -151,27 +154,27 @@ def test_stream_breaking_halfway_keeps_the_partial_text_marked_cut(sample_store)
         assert len(server.requests) == 1, "text already shown is never silently restarted"
 
 
-def test_stream_stalling_halfway_times_out_and_keeps_the_partial_text(sample_store) -> None:  # noqa: ANN001
+def test_stream_stalling_halfway_times_out_and_keeps_the_partial_text(sample_store) -> None:
     with fake_openai_server(Reply("stall", text="ZIP-FIT selects data by compression", pieces=2, delay_s=4)) as server:
         error, shown, turn = failed_turn(served_assistant(sample_store, server.api_base, timeout_s=1.0))
         assert "".join(shown) == "ZIP-FIT selects" == turn.partial_text
         assert "openai/fake stalled mid-reply for 1 s; raise ASSISTANT_TIMEOUT_S" in str(error)
 
 
-def test_a_failure_before_any_text_is_not_called_a_cut_reply(sample_store) -> None:  # noqa: ANN001
+def test_a_failure_before_any_text_is_not_called_a_cut_reply(sample_store) -> None:
     with fake_openai_server(default=Reply("status", status=401)) as server:
         assistant = served_assistant(sample_store, server.api_base)
         generation = assistant.backend.generate([])
         with pytest.raises(LLMError) as excinfo:
-            _ = generation.text
+            _ = generation.result
         assert "cut after 0 characters" not in str(excinfo.value)
-        assert not generation.cut
+        assert excinfo.value.partial_text == ""
 
 
 def test_model_faults_on_the_command_line_are_exit_3_without_traceback(
     sample_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = ["--store", str(sample_settings.resolved_store_dir), "--model", "openai/fake"]
+    store = ["--store", str(sample_settings.store.resolved_store_dir), "--model", "openai/fake"]
     monkeypatch.setenv("ASSISTANT_MAX_RETRIES", "1")
     monkeypatch.setenv("ASSISTANT_TIMEOUT_S", "1")
     cases = [
@@ -219,14 +222,19 @@ def llama_server(llama_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def llama_assistant(store: PaperStore, api_base: str, **overrides: object) -> PaperAssistant:
-    values: dict[str, object] = {"model": "openai/smollm2", "max_answer_tokens": 48, "temperature": 0.0, "timeout_s": 120}
+    values: dict[str, object] = {
+        "model": "openai/smollm2",
+        "max_answer_tokens": 48,
+        "temperature": 0.0,
+        "timeout_s": 120,
+    }
     values.update(overrides)
     return served_assistant(store, api_base, **values)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_real_server_frozen_then_thawed(sample_store, llama_server) -> None:  # noqa: ANN001
+def test_real_server_frozen_then_thawed(sample_store, llama_server) -> None:
     """A server that stops answering (SIGSTOP) times out with advice; thawed, the same session answers again."""
     answer = llama_assistant(sample_store, llama_server.api_base).answer(QUESTION)
     assert answer.text and answer.model == "openai/smollm2"
@@ -244,7 +252,7 @@ def test_real_server_frozen_then_thawed(sample_store, llama_server) -> None:  # 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_real_server_killed_mid_reply_then_gone(sample_store, llama_gguf: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_real_server_killed_mid_reply_then_gone(sample_store, llama_gguf: Path, tmp_path: Path) -> None:
     from test_llm_server import start_server
 
     own = start_server(llama_gguf, tmp_path / "own.log")
@@ -265,7 +273,15 @@ def test_real_server_killed_mid_reply_then_gone(sample_store, llama_gguf: Path, 
         own.stop(signal.SIGKILL)
 
     env = cli_env(ASSISTANT_API_BASE=own.api_base, ASSISTANT_MAX_RETRIES="0")
-    result = run_cli("ask", QUESTION, "--model", "openai/smollm2", "--store", str(sample_store.settings.resolved_store_dir), env=env)
+    result = run_cli(
+        "ask",
+        QUESTION,
+        "--model",
+        "openai/smollm2",
+        "--store",
+        str(sample_store.settings.store.resolved_store_dir),
+        env=env,
+    )
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert f"could not connect to {own.api_base} — is the server running?" in result.stderr
 
@@ -277,14 +293,18 @@ def _small_papers(count: int = 4) -> list:
     topics = ["sparse attention for long documents", "task vector arithmetic", "compression-based data selection",
               "diffusion sampling with fewer steps"]  # fmt: skip
     return [
-        build_paper(title=f"A Study of {t.title()}", abstract=f"We study {t}. Our method improves {t} by a wide margin.", source="s")
+        build_paper(
+            title=f"A Study of {t.title()}",
+            abstract=f"We study {t}. Our method improves {t} by a wide margin.",
+            source="s",
+        )
         for t in topics[:count]
     ]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_chroma_server_down_mid_session_is_clear_and_recovers(chroma_server, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_chroma_server_down_mid_session_is_clear_and_recovers(chroma_server, tmp_path: Path, capsys) -> None:
     settings = Settings(data_dir=tmp_path / "data", chroma_url=chroma_server.url)
     store = PaperStore(settings)
     ingest_papers(ReadResult(papers=_small_papers()), store=store)
@@ -292,7 +312,7 @@ def test_chroma_server_down_mid_session_is_clear_and_recovers(chroma_server, tmp
     assistant = PaperAssistant(settings, store=store, backend=backend)
     question = "Which paper studies compression-based data selection?"
     backend.enqueue("Compression-based data selection is studied here [1].")
-    assert assistant.respond(question).kind == "answer"
+    assert assistant.respond(question).result.kind == "answer"
 
     chroma_server.stop()
     with pytest.raises(StoreUnavailable, match=rf"the Chroma server at {chroma_server.url}.*chroma run"):
@@ -307,7 +327,9 @@ def test_chroma_server_down_mid_session_is_clear_and_recovers(chroma_server, tmp
     chroma_server.start()
     backend.enqueue("Compression-based data selection is studied here [1].")
     turn = assistant.respond(question)
-    assert turn.kind == "answer" and turn.sources[0].title == "A Study of Compression-Based Data Selection"
+    assert (
+        turn.result.kind == "answer" and turn.result.sources[0].title == "A Study of Compression-Based Data Selection"
+    )
     assert len(assistant.papers()) == 4
     index = Retriever(store).refresh()
     assert sorted(index.chunk_ids) == sorted(row[0] for row in store.all_chunks())
@@ -322,7 +344,15 @@ def _private_mounts() -> str | None:
         return "unshare is not installed"
     with tempfile.TemporaryDirectory() as target:
         probe = subprocess.run(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs '{target}' && touch '{target}/x'"],
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                f"mount -t tmpfs -o size=64k tmpfs '{target}' && touch '{target}/x'",
+            ],
             capture_output=True,
             text=True,
         )
@@ -348,7 +378,7 @@ def _ingest_small_store(tmp_path: Path, count: int = 20) -> tuple[Path, Path, Se
     from ingestion.pipeline import ingest_paths
 
     ingest_paths([papers], store=PaperStore(settings))
-    return papers, settings.resolved_store_dir, settings
+    return papers, settings.store.resolved_store_dir, settings
 
 
 _CHECK_STORE = """
@@ -383,7 +413,7 @@ def check_store(store_dir: Path, data_dir: Path, env: dict[str, str] | None = No
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_read_only_store_is_a_clear_error_and_loses_nothing(tmp_path: Path) -> None:
-    _, store_dir, settings = _ingest_small_store(tmp_path)
+    _, store_dir, _settings = _ingest_small_store(tmp_path)
     more = tmp_path / "more.jsonl"
     synthetic_papers_jsonl(more, 5, start=100, sentences=2)
     env = cli_env(ASSISTANT_DATA_DIR=str(tmp_path / "data"))
@@ -467,7 +497,17 @@ def test_search_works_with_an_unwritable_data_folder(
 ) -> None:
     """The BM25 index cannot be saved: it is rebuilt in memory and the search still answers."""
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(_unwritable_data_dir(tmp_path)))
-    code = main(["search", "compression-based data selection", "-k", "2", "--json", "--store", str(sample_settings.resolved_store_dir)])
+    code = main(
+        [
+            "search",
+            "compression-based data selection",
+            "-k",
+            "2",
+            "--json",
+            "--store",
+            str(sample_settings.store.resolved_store_dir),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads(out)["hits"][0]["title"].startswith("ZIP-FIT")
@@ -475,11 +515,17 @@ def test_search_works_with_an_unwritable_data_folder(
 
 @pytest.mark.parametrize("session", [[], ["--session", "notes"]], ids=["ask", "ask-session"])
 def test_ask_with_an_unwritable_data_folder_is_exit_3_with_a_message(
-    sample_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], session: list[str]
+    sample_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    session: list[str],
 ) -> None:
     data_dir = _unwritable_data_dir(tmp_path)
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(data_dir))
-    code = main(["ask", QUESTION, "--model", "fake", *session, "--store", str(sample_settings.resolved_store_dir)])
+    code = main(
+        ["ask", QUESTION, "--model", "fake", *session, "--store", str(sample_settings.store.resolved_store_dir)]
+    )
     _, err = capsys.readouterr()
     assert code == 3 and str(data_dir) in err and "ASSISTANT_DATA_DIR" in err
 

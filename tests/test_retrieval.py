@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.models import Paper, ReadResult
 from assistant.retrieval import TERMS_VERSION, Retriever, bm25_terms, bm25_tokens, cache_dir_for
+from assistant.schema import Paper, ReadResult
 from assistant.store import PaperStore
 from ingestion.pipeline import ingest_papers
 from tests.conftest import DEV_SET
@@ -40,7 +40,11 @@ def test_a_phrase_outranks_its_words_scattered(settings):
     store = PaperStore(settings)
     papers = [
         Paper(paper_id="scattered", title="Images", abstract="We generate images. Code is open."),
-        Paper(paper_id="phrase", title="Program synthesis", abstract="Code generation with small language models, careful sampling strategies and verification by unit tests."),
+        Paper(
+            paper_id="phrase",
+            title="Program synthesis",
+            abstract="Code generation with small language models, careful sampling strategies and verification by unit tests.",
+        ),
     ]
     ingest_papers(ReadResult(papers=papers), store=store)
     hits = {hit.paper.paper_id: hit for hit in Retriever(store).search("generate code", 2)}
@@ -49,7 +53,9 @@ def test_a_phrase_outranks_its_words_scattered(settings):
 
 def test_an_index_saved_with_other_terms_is_rebuilt(settings):
     store = PaperStore(settings)
-    ingest_papers(ReadResult(papers=[Paper(paper_id="a", title="Zebra stripes", abstract="Zebras use stripes.")]), store=store)
+    ingest_papers(
+        ReadResult(papers=[Paper(paper_id="a", title="Zebra stripes", abstract="Zebras use stripes.")]), store=store
+    )
     Retriever(store).refresh()
     saved = cache_dir_for(settings) / "chunks.json"
     payload = json.loads(saved.read_text())
@@ -65,7 +71,7 @@ def test_an_index_saved_with_other_terms_is_rebuilt(settings):
 def test_a_paper_deep_in_one_list_still_counts_in_the_fusion(sample_retriever):
     """Each list reaches past the first few papers, so a paper first by keywords but far down by
     meaning keeps its dense share and is not beaten by one that is middling in both."""
-    depth = sample_retriever.settings.fusion_depth
+    depth = sample_retriever.settings.retrieval.fusion_depth
     hits = sample_retriever.search("knowledge distillation loss used in training", 10)
     assert depth >= 100
     assert all(hit.dense_rank is not None for hit in hits)
@@ -100,9 +106,13 @@ def test_dense_only_mode(sample_retriever):
 def test_bm25_index_follows_ingests_and_restarts(settings):
     store = PaperStore(settings)
     retriever = Retriever(store)
-    ingest_papers(ReadResult(papers=[Paper(paper_id="a", title="Zebra stripes", abstract="Zebras use stripes.")]), store=store)
+    ingest_papers(
+        ReadResult(papers=[Paper(paper_id="a", title="Zebra stripes", abstract="Zebras use stripes.")]), store=store
+    )
     assert retriever.search("zebra", 1)[0].paper.paper_id == "a"
-    ingest_papers(ReadResult(papers=[Paper(paper_id="b", title="Quokka smiles", abstract="Quokkas smile a lot.")]), store=store)
+    ingest_papers(
+        ReadResult(papers=[Paper(paper_id="b", title="Quokka smiles", abstract="Quokkas smile a lot.")]), store=store
+    )
     assert retriever.search("quokka", 1)[0].bm25_rank == 1
 
     restarted = Retriever(PaperStore(settings))
@@ -113,8 +123,20 @@ def test_bm25_index_follows_ingests_and_restarts(settings):
 def test_date_and_source_filters(settings):
     store = PaperStore(settings)
     papers = [
-        Paper(paper_id="old", title="Graph nets", abstract="Graph neural networks.", published=date(2024, 1, 5), source="x"),
-        Paper(paper_id="new", title="Graph nets two", abstract="Graph neural networks again.", published=date(2025, 8, 19), source="y"),
+        Paper(
+            paper_id="old",
+            title="Graph nets",
+            abstract="Graph neural networks.",
+            published=date(2024, 1, 5),
+            source="x",
+        ),
+        Paper(
+            paper_id="new",
+            title="Graph nets two",
+            abstract="Graph neural networks again.",
+            published=date(2025, 8, 19),
+            source="y",
+        ),
     ]
     ingest_papers(ReadResult(papers=papers), store=store)
     retriever = Retriever(store)
@@ -137,7 +159,7 @@ def _items(path: Path) -> list[dict]:
 @pytest.mark.parametrize(
     "eval_set",
     [
-        pytest.param(DEV_SET, id="dev", marks=pytest.mark.skipif(not DEV_SET.exists(), reason="shared/eval/dev.jsonl is not beside the project")),
+        pytest.param(DEV_SET, id="dev"),
         # Questions written for this project in other words than the dev set, with questions
         # the collection cannot answer: a check that retrieval was not fitted to the dev set.
         pytest.param(HELDOUT_SET, id="held-out"),

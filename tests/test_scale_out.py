@@ -126,7 +126,7 @@ class Holder:
         self._selector.close()
 
 
-def test_processes_sharing_a_chroma_server_see_each_others_ingests(chroma_server, tmp_path: Path) -> None:  # noqa: ANN001
+def test_processes_sharing_a_chroma_server_see_each_others_ingests(chroma_server, tmp_path: Path) -> None:
     ingester = _env(chroma_server.url, tmp_path / "ingester")
     report = cli(ingester, "ingest", str(SAMPLE_COLLECTION))
     assert report["papers_added"] == report["total_papers"] == 46
@@ -163,5 +163,7 @@ def test_processes_sharing_a_chroma_server_see_each_others_ingests(chroma_server
 
     # A third instance started after both ingests sees all 48 papers too.
     fresh = _env(chroma_server.url, tmp_path / "fresh")
-    assert cli(fresh, "search", "lighthouse flash benchmark", "-k", "1")["hits"][0]["title"].startswith("Counting Lighthouse")
+    assert cli(fresh, "search", "lighthouse flash benchmark", "-k", "1")["hits"][0]["title"].startswith(
+        "Counting Lighthouse"
+    )
     assert cli(fresh, "papers")["total"] == 48

@@ -9,6 +9,7 @@ exported Markdown and the bytes of every file in the data folder.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -24,13 +25,14 @@ import pytest
 from llm_fixtures import free_port
 from reliability_fixtures import PLANTED_KEY, REPO_ROOT, Reply, cli_env, fake_openai_server, run_cli
 
-from assistant.app_support import read_uploads
-from assistant.backend import LLMError
 from assistant.conversations import ChatTurn, ConversationStore
-from assistant.llm import LiteLLMBackend, describe_requirements
+from assistant.errors import LLMError
+from assistant.llm import describe_requirements
+from assistant.llm.litellm_backend import LiteLLMBackend
 from assistant.service import PaperAssistant
 from assistant.settings import Settings
 from ingestion.errors import IngestionError
+from ingestion.pipeline import read_uploads
 from ingestion.readers import read_bytes, read_path
 
 QUESTION = "How does ZIP-FIT select training data?"
@@ -78,10 +80,10 @@ def test_model_requirements_never_show_the_key(tmp_path: Path) -> None:
 # --- failures never carry the key ------------------------------------------------------------------
 
 
-def _service(sample_store, api_base: str, **overrides: object) -> PaperAssistant:  # noqa: ANN001
+def _service(sample_store, api_base: str, **overrides: object) -> PaperAssistant:
     values: dict[str, object] = {
-        "data_dir": sample_store.settings.data_dir,
-        "store_dir": sample_store.settings.resolved_store_dir,
+        "data_dir": sample_store.settings.store.data_dir,
+        "store_dir": sample_store.settings.store.resolved_store_dir,
         "model": "openai/fake",
         "api_base": api_base,
         "max_retries": 1,
@@ -89,7 +91,9 @@ def _service(sample_store, api_base: str, **overrides: object) -> PaperAssistant
     }
     values.update(overrides)
     settings = Settings(**values)
-    return PaperAssistant(settings, store=sample_store, backend=LiteLLMBackend(settings, retry_delay_s=0.01))
+    return PaperAssistant(
+        settings, store=sample_store, backend=LiteLLMBackend.from_settings(settings, retry_delay_s=0.01)
+    )
 
 
 def _everything_about(error: BaseException) -> str:
@@ -105,7 +109,7 @@ def _everything_about(error: BaseException) -> str:
     ids=["401-echoing-the-key", "500-echoing-the-key", "broken-stream"],
 )
 def test_failures_carry_no_key_in_errors_logs_or_history(
-    sample_store, reply: Reply, caplog: pytest.LogCaptureFixture  # noqa: ANN001
+    sample_store, reply: Reply, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with fake_openai_server(default=reply) as server:
@@ -121,7 +125,7 @@ def test_failures_carry_no_key_in_errors_logs_or_history(
         assert_no_key(str(record.args), "a log record's arguments")
 
 
-def test_connection_refused_carries_no_key(sample_store, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+def test_connection_refused_carries_no_key(sample_store, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with pytest.raises(LLMError) as excinfo:
         "".join(_service(sample_store, f"http://127.0.0.1:{free_port()}/v1").respond(QUESTION))
@@ -130,18 +134,18 @@ def test_connection_refused_carries_no_key(sample_store, caplog: pytest.LogCaptu
     assert_no_key(caplog.text, "the logs")
 
 
-def test_a_reply_echoing_the_key_is_not_shown_with_it(sample_store) -> None:  # noqa: ANN001
+def test_a_reply_echoing_the_key_is_not_shown_with_it(sample_store) -> None:
     echo = f"ZIP-FIT selects data by compression-based alignment [1]. The server saw Bearer {PLANTED_KEY} [1]."
     with fake_openai_server(default=Reply(text=echo)) as server:
         turn = _service(sample_store, server.api_base).respond(QUESTION)
-        turn.result
-    assert_no_key(turn.text, "the answer")
-    assert_no_key(" ".join(turn.unsupported), "the unsupported sentences")
-    assert_no_key(turn.to_chat_turn().model_dump_json(), "the chat history")
+        _ = turn.result
+    assert_no_key(turn.result.text, "the answer")
+    assert_no_key(" ".join(turn.result.unsupported), "the unsupported sentences")
+    assert_no_key(turn.result.to_chat_turn().model_dump_json(), "the chat history")
 
 
 def test_conversations_on_disk_and_exported_never_hold_the_key(settings: Settings) -> None:
-    conversations = ConversationStore(settings)
+    conversations = ConversationStore.in_folder(settings.store.data_dir)
     conversation = conversations.create(f"debugging {PLANTED_KEY}")
     leaky = f"My key is {PLANTED_KEY}, why does it fail?"
     conversations.append_turn(conversation.conversation_id, ChatTurn(role="user", content=leaky))
@@ -155,7 +159,7 @@ def test_conversations_on_disk_and_exported_never_hold_the_key(settings: Setting
     loaded = conversations.load(conversation.conversation_id)
     assert_no_key(loaded.model_dump_json(), "a loaded conversation")
     assert_no_key(conversations.export_markdown(conversation.conversation_id), "the exported Markdown")
-    for path in files_under(settings.data_dir):
+    for path in files_under(settings.store.data_dir):
         assert_no_key(path.read_bytes(), str(path))
 
 
@@ -163,9 +167,11 @@ def test_conversations_on_disk_and_exported_never_hold_the_key(settings: Setting
 @pytest.mark.timeout(900)
 def test_cli_failures_and_sessions_never_show_or_store_the_key(sample_settings: Settings, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    store = ["--store", str(sample_settings.resolved_store_dir)]
+    store = ["--store", str(sample_settings.store.resolved_store_dir)]
     outputs: list[tuple[str, str]] = []
-    with fake_openai_server(Reply("status", status=401), Reply("status", status=500), Reply("status", status=500)) as server:
+    with fake_openai_server(
+        Reply("status", status=401), Reply("status", status=500), Reply("status", status=500)
+    ) as server:
         env = cli_env(
             OPENAI_API_KEY=PLANTED_KEY,
             ASSISTANT_API_BASE=server.api_base,
@@ -193,7 +199,7 @@ def test_cli_failures_and_sessions_never_show_or_store_the_key(sample_settings: 
     for stdout, stderr in outputs:
         assert_no_key(stdout, "the CLI's stdout")
         assert_no_key(stderr, "the CLI's stderr")
-    conversations = ConversationStore(path=data_dir / "conversations.sqlite3")
+    conversations = ConversationStore(data_dir / "conversations.sqlite3")
     (info,) = conversations.list_conversations()
     assert info.turn_count == 2  # failed asks leave no turn behind
     assert_no_key(conversations.export_markdown(info.conversation_id), "the exported Markdown")
@@ -240,10 +246,8 @@ def test_pickles_and_scripts_are_never_unpickled_or_run(tmp_path: Path) -> None:
         assert "files are not read" in reasons[name]
     for name, data in payloads.items():
         (tmp_path / name).write_bytes(data)
-        try:
+        with contextlib.suppress(IngestionError):
             read_path(tmp_path / name)
-        except IngestionError:
-            pass
     assert not marker.exists()
 
 
@@ -308,7 +312,15 @@ def test_the_app_listens_on_loopback_only_by_default(tmp_path: Path) -> None:
     port = free_port()
     env = cli_env(ASSISTANT_DATA_DIR=str(tmp_path / "data"))
     # With no --server.address, and started from another folder: the config beside the script still applies.
-    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "streamlit_app.py"), "--server.port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(REPO_ROOT / "streamlit_app.py"),
+        "--server.port",
+        str(port),
+    ]
     log = tmp_path / "streamlit.log"
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=subprocess.STDOUT)

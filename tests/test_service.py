@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 
 import pytest
 
-from assistant.backend import FakeLLM, Generation, LLMError
 from assistant.conversations import ChatTurn
-from assistant.models import Answer, Comparison, Message, Summary
-from assistant.service import AmbiguousPaper, Clarification, PaperAssistant, PaperNotFound
+from assistant.errors import AmbiguousPaper, LLMError, PaperNotFound
+from assistant.llm import Completion, FakeLLM
+from assistant.schema import Answer, Comparison, Message, Summary
+from assistant.service import Clarification, PaperAssistant
+from assistant.streaming import Streamed
 
 
-def make_assistant(sample_store, *replies: str | Exception) -> tuple[PaperAssistant, FakeLLM]:  # noqa: ANN001
+def make_assistant(sample_store, *replies: str | Exception) -> tuple[PaperAssistant, FakeLLM]:
     backend = FakeLLM(*replies)
     return PaperAssistant(sample_store.settings, store=sample_store, backend=backend), backend
 
@@ -29,17 +31,17 @@ GROUNDED = "aTLAS linearly combines parameter blocks with different learned coef
         "compare IC-LoRA and ICM-LoRA",
     ],
 )
-def test_comparison_questions_are_routed_to_compare(sample_store, message: str) -> None:  # noqa: ANN001
+def test_comparison_questions_are_routed_to_compare(sample_store, message: str) -> None:
     assistant, backend = make_assistant(sample_store)
     turn = assistant.respond(message)
-    assert turn.kind == "comparison"
-    assert isinstance(turn.result, Comparison) and len(turn.result.papers) == 2
+    assert turn.result.kind == "comparison"
+    assert isinstance(turn.result.result, Comparison) and len(turn.result.result.papers) == 2
     # A question per aspect the abstracts speak to, then the narrative.
     assert len(backend.history) >= 2 * 3 + 1
     assert "say how these papers differ" in backend.last_messages[-1].content
-    assert turn.text.startswith("| Aspect |")
-    assert [c.n for c in turn.citations] == [1, 2]
-    assert [s.paper_id for s in turn.sources] == [p.paper_id for p in turn.result.papers]
+    assert turn.result.text.startswith("| Aspect |")
+    assert [c.n for c in turn.result.citations] == [1, 2]
+    assert [s.paper_id for s in turn.result.sources] == [p.paper_id for p in turn.result.result.papers]
 
 
 @pytest.mark.parametrize(
@@ -50,77 +52,77 @@ def test_comparison_questions_are_routed_to_compare(sample_store, message: str) 
         ("Give me a one-paragraph summary of the BIG-bench paper", "Beyond the Imitation Game"),
     ],
 )
-def test_summary_requests_are_routed_to_summarize(sample_store, message: str, title: str) -> None:  # noqa: ANN001
-    assistant, backend = make_assistant(sample_store, "Too short.")
+def test_summary_requests_are_routed_to_summarize(sample_store, message: str, title: str) -> None:
+    assistant, _backend = make_assistant(sample_store, "Too short.")
     turn = assistant.respond(message)
-    assert turn.kind == "summary"
-    assert isinstance(turn.result, Summary) and turn.result.title.startswith(title)
-    assert turn.text == turn.result.summary
-    assert [s.n for s in turn.sources] == [1] and turn.papers[0].title.startswith(title)
+    assert turn.result.kind == "summary"
+    assert isinstance(turn.result.result, Summary) and turn.result.result.title.startswith(title)
+    assert turn.result.text == turn.result.result.summary
+    assert [s.n for s in turn.result.sources] == [1] and turn.result.papers[0].title.startswith(title)
 
 
-def test_other_questions_are_answered_with_citations(sample_store) -> None:  # noqa: ANN001
+def test_other_questions_are_answered_with_citations(sample_store) -> None:
     assistant, _ = make_assistant(sample_store, GROUNDED)
     turn = assistant.respond("How does aTLAS combine task vectors?")
     pieces = list(turn)
     assert "".join(pieces) == GROUNDED
-    assert turn.kind == "answer" and isinstance(turn.result, Answer)
-    assert turn.text == GROUNDED and turn.citations[0].n == 1
-    assert turn.model == "fake/echo" and turn.unsupported == []
+    assert turn.result.kind == "answer" and isinstance(turn.result.result, Answer)
+    assert turn.result.text == GROUNDED and turn.result.citations[0].n == 1
+    assert turn.result.model == "fake/echo" and turn.result.unsupported == []
 
 
-def test_off_topic_is_a_refusal_turn(sample_store) -> None:  # noqa: ANN001
+def test_off_topic_is_a_refusal_turn(sample_store) -> None:
     assistant, backend = make_assistant(sample_store)
     turn = assistant.respond("federated learning with differential privacy")
-    assert turn.kind == "refusal" and backend.history == []
-    assert "does not cover" in turn.text
+    assert turn.result.kind == "refusal" and backend.history == []
+    assert "does not cover" in turn.result.text
 
 
-def test_ambiguous_name_gets_a_clarifying_question(sample_store) -> None:  # noqa: ANN001
+def test_ambiguous_name_gets_a_clarifying_question(sample_store) -> None:
     assistant, backend = make_assistant(sample_store)
     turn = assistant.respond("What does LoRA do?")
-    assert turn.kind == "clarification" and backend.history == []
-    assert isinstance(turn.result, Clarification)
-    titles = [c.title for c in turn.result.candidates]
+    assert turn.result.kind == "clarification" and backend.history == []
+    assert isinstance(turn.result.result, Clarification)
+    titles = [c.title for c in turn.result.result.candidates]
     assert {"In-Context LoRA for Diffusion Transformers", "In-Context Meta LoRA Generation"} <= set(titles)
     for n, title in enumerate(titles, start=1):
-        assert f"{n}. {title}" in turn.text
+        assert f"{n}. {title}" in turn.result.text
 
 
-def test_unknown_paper_in_a_summary_request_is_said_plainly(sample_store) -> None:  # noqa: ANN001
+def test_unknown_paper_in_a_summary_request_is_said_plainly(sample_store) -> None:
     assistant, backend = make_assistant(sample_store)
     turn = assistant.respond("Summarize FooBarNet")
-    assert turn.kind == "clarification" and backend.history == []
-    assert "No paper in the collection is called “FooBarNet”" in turn.text
+    assert turn.result.kind == "clarification" and backend.history == []
+    assert "No paper in the collection is called “FooBarNet”" in turn.result.text
 
 
-def test_empty_message_is_a_friendly_value_error(sample_store) -> None:  # noqa: ANN001
+def test_empty_message_is_a_friendly_value_error(sample_store) -> None:
     assistant, _ = make_assistant(sample_store)
     with pytest.raises(ValueError, match="The message is empty"):
         assistant.respond("  \n ")
 
 
-def test_a_100k_character_message_is_cut_with_a_notice(sample_store) -> None:  # noqa: ANN001
+def test_a_100k_character_message_is_cut_with_a_notice(sample_store) -> None:
     assistant, backend = make_assistant(sample_store, GROUNDED)
     turn = assistant.respond("How does aTLAS combine task vectors? " + "x" * 100_000)
-    assert turn.kind == "answer"
-    assert any("was cut" in notice for notice in turn.notices)
+    assert turn.result.kind == "answer"
+    assert any("was cut" in notice for notice in turn.result.notices)
     assert backend.count_tokens(backend.last_messages[-1].content) < backend.context_window()
 
 
 # --- failures ---------------------------------------------------------------------------
 class BrokenMidStream(FakeLLM):
-    def generate(self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None) -> Generation:
+    def generate(self, messages: Sequence[Message], **options: object) -> Streamed[Completion]:
         self.history.append(list(messages))
 
-        def pieces() -> Iterator[str]:
+        def pieces() -> Generator[str, None, Completion]:
             yield "aTLAS combines "
             raise LLMError("connection to the model was lost: check that Ollama is running")
 
-        return Generation(pieces(), model=self.model)
+        return Streamed(pieces())
 
 
-def test_model_failure_surfaces_as_llm_error_with_the_partial_text(sample_store) -> None:  # noqa: ANN001
+def test_model_failure_surfaces_as_llm_error_with_the_partial_text(sample_store) -> None:
     assistant = PaperAssistant(sample_store.settings, store=sample_store, backend=BrokenMidStream())
     turn = assistant.respond("How does aTLAS combine task vectors?")
     with pytest.raises(LLMError, match="check that Ollama is running"):
@@ -129,17 +131,20 @@ def test_model_failure_surfaces_as_llm_error_with_the_partial_text(sample_store)
     assert turn.partial_text == "aTLAS combines "
 
 
-def test_model_unavailable_before_streaming_surfaces_as_llm_error(sample_store) -> None:  # noqa: ANN001
+def test_model_unavailable_before_streaming_surfaces_as_llm_error(sample_store) -> None:
     assistant, _ = make_assistant(sample_store, LLMError("OPENAI_API_KEY is not set: export it or pick another model"))
     with pytest.raises(LLMError, match="OPENAI_API_KEY is not set"):
         assistant.answer("How does aTLAS combine task vectors?")
 
 
 # --- lookups ------------------------------------------------------------------------------
-def test_compare_by_names_resolves_or_explains(sample_store) -> None:  # noqa: ANN001
+def test_compare_by_names_resolves_or_explains(sample_store) -> None:
     assistant, _ = make_assistant(sample_store)
     comparison = assistant.compare(["ZIP-FIT", "Bonito"])
-    assert [p.title.split(":")[0] for p in comparison.papers] == ["ZIP-FIT", "Learning to Generate Instruction Tuning Datasets for Zero-Shot Task Adaptation"]
+    assert [p.title.split(":")[0] for p in comparison.papers] == [
+        "ZIP-FIT",
+        "Learning to Generate Instruction Tuning Datasets for Zero-Shot Task Adaptation",
+    ]
     with pytest.raises(PaperNotFound, match="NoSuchPaperXYZ"):
         assistant.compare(["ZIP-FIT", "NoSuchPaperXYZ"])
     with pytest.raises(AmbiguousPaper) as ambiguous:
@@ -149,7 +154,7 @@ def test_compare_by_names_resolves_or_explains(sample_store) -> None:  # noqa: A
         assistant.compare(["ZIP-FIT"])
 
 
-def test_paper_lookup_by_id_title_fragment_and_short_name(sample_store) -> None:  # noqa: ANN001
+def test_paper_lookup_by_id_title_fragment_and_short_name(sample_store) -> None:
     assistant, _ = make_assistant(sample_store)
     zip_fit = assistant.paper("ZIP-FIT")
     assert assistant.paper(zip_fit.paper_id) == zip_fit
@@ -159,45 +164,45 @@ def test_paper_lookup_by_id_title_fragment_and_short_name(sample_store) -> None:
     assert missing.value.suggestions  # the nearest papers, to pick from
 
 
-def test_summarize_by_name(sample_store) -> None:  # noqa: ANN001
+def test_summarize_by_name(sample_store) -> None:
     assistant, backend = make_assistant(sample_store, "Too short.")
     summary = assistant.summarize("DTRN")
     assert summary.title.startswith("Deep Task-specific Bottom Representation Network")
     assert assistant.summarize("DTRN").cached and len(backend.history) == 1
 
 
-def test_papers_and_search(sample_store) -> None:  # noqa: ANN001
+def test_papers_and_search(sample_store) -> None:
     assistant, _ = make_assistant(sample_store)
     assert len(assistant.papers()) == 46
     assert assistant.search("compression-based data selection", 3)[0].paper.title.startswith("ZIP-FIT")
-    assert [p.title for p in assistant.resolve("compare ZIP-FIT and MUSCLE").matched][0].startswith("ZIP-FIT")
+    assert next(p.title for p in assistant.resolve("compare ZIP-FIT and MUSCLE").matched).startswith("ZIP-FIT")
 
 
 # --- conversations ------------------------------------------------------------------------
-def test_follow_ups_use_the_previous_turn(sample_store) -> None:  # noqa: ANN001
+def test_follow_ups_use_the_previous_turn(sample_store) -> None:
     assistant, backend = make_assistant(sample_store)
     first = assistant.respond("compare ZIP-FIT and Bonito")
     list(first)
-    history = [ChatTurn(role="user", content="compare ZIP-FIT and Bonito"), first.to_chat_turn()]
-    assert [p.paper_id for p in history[1].papers] == [p.paper_id for p in first.result.papers]
+    history = [ChatTurn(role="user", content="compare ZIP-FIT and Bonito"), first.result.to_chat_turn()]
+    assert [p.paper_id for p in history[1].papers] == [p.paper_id for p in first.result.result.papers]
 
     backend.enqueue("Too short.")
     follow_up = assistant.respond("summarize the second one", history)
-    assert follow_up.kind == "summary"
-    assert follow_up.result.paper_id == first.result.papers[1].paper_id
+    assert follow_up.result.kind == "summary"
+    assert follow_up.result.result.paper_id == first.result.result.papers[1].paper_id
 
     again = assistant.respond("how do they differ?", history)
-    assert again.kind == "comparison"
-    assert [p.paper_id for p in again.result.papers] == [p.paper_id for p in first.result.papers]
+    assert again.result.kind == "comparison"
+    assert [p.paper_id for p in again.result.result.papers] == [p.paper_id for p in first.result.result.papers]
 
 
-def test_chat_turn_round_trip_keeps_what_export_and_follow_ups_need(sample_store) -> None:  # noqa: ANN001
+def test_chat_turn_round_trip_keeps_what_export_and_follow_ups_need(sample_store) -> None:
     assistant, _ = make_assistant(sample_store, GROUNDED)
     turn = assistant.respond("How does aTLAS combine task vectors?")
-    chat_turn = turn.to_chat_turn()
+    chat_turn = turn.result.to_chat_turn()
     assert chat_turn.role == "assistant" and chat_turn.kind == "answer"
     assert chat_turn.content == GROUNDED
-    assert chat_turn.sources == turn.result.sources
+    assert chat_turn.sources == turn.result.result.sources
     assert chat_turn.result["citations"][0]["n"] == 1
-    assert [p.paper_id for p in chat_turn.papers] == [turn.result.citations[0].paper_id]
-    assert [p.paper_id for p in assistant.papers_in_reach([chat_turn])] == [turn.result.citations[0].paper_id]
+    assert [p.paper_id for p in chat_turn.papers] == [turn.result.result.citations[0].paper_id]
+    assert [p.paper_id for p in assistant.papers_in_reach([chat_turn])] == [turn.result.result.citations[0].paper_id]

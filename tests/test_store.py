@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from assistant.embeddings import MiniLMEmbeddingFunction
-from assistant.models import Paper, ReadResult
+from assistant.errors import EmbedderMismatch, StoreUnavailable
 from assistant.retrieval import Retriever
+from assistant.schema import Paper, ReadResult
 from assistant.settings import SAMPLE_COLLECTION, Settings
-from assistant.store import EmbedderMismatch, PaperStore, StoreUnavailable
+from assistant.store import PaperStore
 from ingestion.pipeline import ingest_papers, ingest_paths
 
 

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.backend import FakeLLM
 from assistant.embeddings import build_embedder
-from assistant.models import Paper
+from assistant.extracts import SUMMARY_MAX_WORDS as MAX_WORDS
+from assistant.extracts import SUMMARY_MIN_WORDS as MIN_WORDS
+from assistant.extracts import one_paragraph
+from assistant.features.summarize import SummaryCache, stream_summary
+from assistant.llm import FakeLLM, build_backend
 from assistant.prompts import load_prompt
+from assistant.schema import Paper
 from assistant.settings import Settings
-from assistant.summarize import MAX_WORDS, MIN_WORDS, SummaryCache, one_paragraph, stream_summary, summarize, word_count
-from assistant.support import split_sentences
+from assistant.text import split_sentences, word_count
+from tests.feature_calls import summarize
 
 
 @pytest.fixture(scope="module")
-def atlas(sample_store) -> Paper:  # noqa: ANN001
+def atlas(sample_store) -> Paper:
     return next(s.paper for s in sample_store.list_papers() if s.paper.title.startswith("Knowledge Composition"))
 
 
 @pytest.fixture(scope="module")
-def embedder(sample_store):  # noqa: ANN001, ANN201
+def embedder(sample_store):
     return sample_store.embedder
 
 
@@ -32,7 +36,9 @@ def markdown_reply(paper: Paper, sentences: int = 4) -> str:
 
 # --- shaping -----------------------------------------------------------------------------
 def test_one_paragraph_strips_markdown_and_joins_lines() -> None:
-    text = one_paragraph("# Title\n\n**Summary:** First point here.\n- Second point, *emphasised*.\n1. Third point [2].")
+    text = one_paragraph(
+        "# Title\n\n**Summary:** First point here.\n- Second point, *emphasised*.\n1. Third point [2]."
+    )
     assert text == "First point here. Second point, emphasised. Third point."
 
 
@@ -53,7 +59,7 @@ def test_one_paragraph_cuts_a_single_run_on_sentence() -> None:
 
 
 # --- summaries ---------------------------------------------------------------------------
-def test_summary_is_one_plain_paragraph_within_bounds(atlas: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_summary_is_one_plain_paragraph_within_bounds(atlas: Paper, settings: Settings, embedder) -> None:
     backend = FakeLLM(markdown_reply(atlas))
     summary = summarize(atlas, backend=backend, settings=settings, embedder=embedder)
     assert "\n" not in summary.summary and "**" not in summary.summary and "#" not in summary.summary
@@ -67,7 +73,7 @@ def test_summary_is_one_plain_paragraph_within_bounds(atlas: Paper, settings: Se
     assert " ".join(atlas.abstract.split()[-25:]) in " ".join(user.split())
 
 
-def test_too_short_a_summary_falls_back_to_abstract_sentences(atlas: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_too_short_a_summary_falls_back_to_abstract_sentences(atlas: Paper, settings: Settings, embedder) -> None:
     summary = summarize(atlas, backend=FakeLLM("aTLAS scales task vectors."), settings=settings, embedder=embedder)
     assert summary.extractive
     assert MIN_WORDS <= word_count(summary.summary) <= MAX_WORDS
@@ -76,7 +82,7 @@ def test_too_short_a_summary_falls_back_to_abstract_sentences(atlas: Paper, sett
     assert all(sentence in abstract for sentence in split_sentences(summary.summary))
 
 
-def test_ungrounded_summary_is_replaced_and_flagged(atlas: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_ungrounded_summary_is_replaced_and_flagged(atlas: Paper, settings: Settings, embedder) -> None:
     invented = (
         "This paper presents a new recipe for sourdough bread that rises in half the usual time. "
         "The authors bake 500 loaves in 12 bakeries across Italy and France. "
@@ -89,38 +95,56 @@ def test_ungrounded_summary_is_replaced_and_flagged(atlas: Paper, settings: Sett
     assert "not grounded" in summary.notices[0]
 
 
-def test_summary_streams_the_model_text(atlas: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
-    stream = stream_summary(atlas, backend=FakeLLM(markdown_reply(atlas)), settings=settings, embedder=embedder)
+def test_summary_streams_the_model_text(atlas: Paper, settings: Settings, embedder) -> None:
+    stream = stream_summary(
+        atlas,
+        backend=FakeLLM(markdown_reply(atlas)),
+        settings=settings,
+        embedder=embedder,
+        cache=SummaryCache.in_folder(settings.store.data_dir),
+    )
     assert "".join(stream) == markdown_reply(atlas)
     assert stream.result.summary.startswith("Pre-trained models")
 
 
 # --- cache ---------------------------------------------------------------------------------
-def test_second_call_is_cached_and_makes_no_model_call(atlas: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_second_call_is_cached_and_makes_no_model_call(atlas: Paper, settings: Settings, embedder) -> None:
     backend = FakeLLM(markdown_reply(atlas))
     first = summarize(atlas, backend=backend, settings=settings, embedder=embedder)
     again = summarize(atlas, backend=backend, settings=settings, embedder=embedder)
     assert again.cached and not first.cached
     assert again.summary == first.summary
     assert len(backend.history) == 1
-    assert (settings.data_dir / "summaries.sqlite3").exists()
+    assert (settings.store.data_dir / "summaries.sqlite3").exists()
 
 
-def test_cache_survives_a_new_cache_object(atlas: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
-    summarize(atlas, backend=FakeLLM(markdown_reply(atlas)), settings=settings, embedder=embedder, cache=SummaryCache(settings))
+def test_cache_survives_a_new_cache_object(atlas: Paper, settings: Settings, embedder) -> None:
+    summarize(
+        atlas,
+        backend=FakeLLM(markdown_reply(atlas)),
+        settings=settings,
+        embedder=embedder,
+        cache=SummaryCache.in_folder(settings.store.data_dir),
+    )
     backend = FakeLLM()
-    assert summarize(atlas, backend=backend, settings=settings, embedder=embedder, cache=SummaryCache(settings)).cached
+    assert summarize(
+        atlas,
+        backend=backend,
+        settings=settings,
+        embedder=embedder,
+        cache=SummaryCache.in_folder(settings.store.data_dir),
+    ).cached
     assert backend.history == []
 
 
-def test_another_model_misses_the_cache(atlas: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_another_model_misses_the_cache(atlas: Paper, settings: Settings, embedder) -> None:
     summarize(atlas, backend=FakeLLM(markdown_reply(atlas)), settings=settings, embedder=embedder)
     other = FakeLLM(markdown_reply(atlas, 5), model="fake/other")
     summary = summarize(atlas, backend=other, settings=settings, embedder=embedder)
     assert not summary.cached and len(other.history) == 1 and summary.model == "fake/other"
 
 
-def test_changed_abstract_misses_the_cache(atlas: Paper, settings: Settings, embedder) -> None:  # noqa: ANN001
+def test_changed_abstract_misses_the_cache(atlas: Paper, settings: Settings, embedder) -> None:
     backend = FakeLLM(markdown_reply(atlas), markdown_reply(atlas))
     summarize(atlas, backend=backend, settings=settings, embedder=embedder)
     edited = atlas.model_copy(update={"abstract": atlas.abstract + " We release our code."})
@@ -130,17 +154,17 @@ def test_changed_abstract_misses_the_cache(atlas: Paper, settings: Settings, emb
 
 
 def test_new_prompt_version_misses_the_cache(
-    atlas: Paper, settings: Settings, embedder, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    atlas: Paper, settings: Settings, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     backend = FakeLLM(markdown_reply(atlas), markdown_reply(atlas))
     summarize(atlas, backend=backend, settings=settings, embedder=embedder)
     bumped = load_prompt("summarize").model_copy(update={"version": load_prompt("summarize").version + 1})
-    monkeypatch.setattr("assistant.summarize.load_prompt", lambda name: bumped)
+    monkeypatch.setattr("assistant.features.summarize.load_prompt", lambda name, directory=None: bumped)
     assert not summarize(atlas, backend=backend, settings=settings, embedder=embedder).cached
     assert len(backend.history) == 2
 
 
-def test_builds_its_collaborators_from_settings(atlas: Paper, tmp_path) -> None:  # noqa: ANN001
+def test_the_model_the_settings_name_writes_it(atlas: Paper, tmp_path) -> None:
     settings = Settings(data_dir=tmp_path, model="fake")
-    summary = summarize(atlas, settings=settings, embedder=build_embedder(settings))
+    summary = summarize(atlas, backend=build_backend(settings), settings=settings, embedder=build_embedder(settings))
     assert summary.model == "fake" and summary.extractive  # the fake's stock reply is too short

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.models import Paper
-from assistant.resolve import STOPWORDS
+from assistant.schema import Paper
 from assistant.store import PaperStore
+from assistant.text import STOPWORDS
 from assistant.themes import cluster_papers, kmeans, project_2d, silhouette, theme_keywords
-
 
 Sample = tuple[list[Paper], dict[str, np.ndarray]]
 

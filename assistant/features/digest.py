@@ -13,16 +13,18 @@ from __future__ import annotations
 import re
 from collections.abc import Generator, Sequence
 
-from assistant.backend import LLMBackend
 from assistant.budget import context_budget, pack_context
-from assistant.compare import APPROACH, AspectSentences
-from assistant.embeddings import Embedder
-from assistant.models import Digest, Paper, Source, Theme, Usage
+from assistant.citations import insert
+from assistant.embeddings import EmbedFunction
+from assistant.extracts import APPROACH, AspectSentences
+from assistant.grounding import grounded_sentences, strip_echoed_prompt
+from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
-from assistant.qa import Streamed, cited, grounded_sentences, source_of, strip_echoed_prompt
+from assistant.schema import Digest, Paper, Source, Theme, Usage
 from assistant.settings import Settings
 from assistant.store import PaperStore
-from assistant.support import split_sentences
+from assistant.streaming import Streamed
+from assistant.text import split_sentences
 from assistant.themes import cluster_papers, theme_keywords
 
 NAME_MAX_TOKENS = 16
@@ -64,21 +66,27 @@ def theme_sources(papers: Sequence[Paper], *, backend: LLMBackend, fixed_tokens:
     budget = context_budget(backend, fixed_messages_tokens=fixed_tokens, reserve_for_answer=PARAGRAPH_MAX_TOKENS)
     packed = pack_context(
         list(papers),
-        cost=lambda paper: backend.count_tokens(fence_sources([(len(papers), paper.title, _opening(paper.abstract))])) + 2,
+        cost=lambda paper: (
+            backend.count_tokens(fence_sources([(len(papers), paper.title, _opening(paper.abstract))])) + 2
+        ),
         budget=budget,
     )
     kept = {paper.paper_id for paper in packed.kept}
     # Numbers follow the theme's paper order, so [n] is always the theme's n-th paper.
-    return [source_of(n, paper, _opening(paper.abstract)) for n, paper in enumerate(papers, start=1) if paper.paper_id in kept]
+    return [
+        Source.of(n, paper, _opening(paper.abstract))
+        for n, paper in enumerate(papers, start=1)
+        if paper.paper_id in kept
+    ]
 
 
-def fallback_paragraph(papers: Sequence[Paper], embedder: Embedder) -> str:
+def fallback_paragraph(papers: Sequence[Paper], embedder: EmbedFunction) -> str:
     """Each paper's own statement of what it does, cited: grounded by construction."""
     extractor = AspectSentences(embedder)
     sentences = []
     for n, paper in enumerate(papers, start=1):
         key = extractor.best(paper.abstract, APPROACH, set())
-        sentences.append(cited(key, n))
+        sentences.append(insert(key, n))
     return " ".join(sentences)
 
 
@@ -92,24 +100,30 @@ def digest_markdown(digest: Digest, titles: dict[str, str]) -> str:
 
 
 def _theme_steps(
-    papers: Sequence[Paper], keywords: Sequence[str], *, backend: LLMBackend, settings: Settings, embedder: Embedder
+    papers: Sequence[Paper],
+    keywords: Sequence[str],
+    *,
+    backend: LLMBackend,
+    settings: Settings,
+    embedder: EmbedFunction,
 ) -> Generator[str, None, tuple[Theme, Usage]]:
-    name_prompt = load_prompt("theme")
-    paragraph_prompt = load_prompt("theme_paragraph")
+    name_prompt = load_prompt("theme", directory=settings.prompts.prompts_dir)
+    paragraph_prompt = load_prompt("theme_paragraph", directory=settings.prompts.prompts_dir)
     fixed = sum(backend.count_tokens(m.content) for m in paragraph_prompt.render(theme="", sources=""))
     sources = theme_sources(papers, backend=backend, fixed_tokens=fixed)
     fenced = fence_sources([(s.n, s.title, s.text) for s in sources])
 
-    naming = backend.generate(name_prompt.render(sources=fenced), max_tokens=NAME_MAX_TOKENS, temperature=settings.temperature)
+    naming = backend.generate(
+        name_prompt.render(sources=fenced), max_tokens=NAME_MAX_TOKENS, temperature=settings.llm.temperature
+    ).result
     name = _clean_name(strip_echoed_prompt(naming.text)) or keyword_name(keywords)
     yield f"## {name}\n\n"
 
-    writing = backend.generate(
+    writing = yield from backend.generate(
         paragraph_prompt.render(theme=name, sources=fenced),
-        max_tokens=min(settings.max_answer_tokens, PARAGRAPH_MAX_TOKENS),
-        temperature=settings.temperature,
-    )
-    yield from writing
+        max_tokens=min(settings.llm.max_answer_tokens, PARAGRAPH_MAX_TOKENS),
+        temperature=settings.llm.temperature,
+    ).relay()
     yield "\n\n"
     kept, dropped = grounded_sentences(writing.text, sources, embedder)
     # Fewer grounded sentences than ungrounded ones: the model did not describe these papers.
@@ -137,19 +151,9 @@ def _digest_steps(store: PaperStore, backend: LLMBackend, settings: Settings) ->
     return Digest(themes=themes, model=backend.model, usage=usage)
 
 
-def stream_digest(
-    *, store: PaperStore | None = None, backend: LLMBackend | None = None, settings: Settings | None = None
-) -> Streamed[Digest]:
-    """Like :func:`digest`, but each theme's heading and paragraph can be shown as they are written."""
-    settings = settings or (store.settings if store is not None else Settings())
-    store = store or PaperStore(settings)
-    if backend is None:
-        from assistant.llm import build_backend
+def stream_digest(*, store: PaperStore, backend: LLMBackend, settings: Settings) -> Streamed[Digest]:
+    """The collection grouped into named themes, each with one cited, support-checked paragraph.
 
-        backend = build_backend(settings)
+    Each theme's heading and paragraph can be shown as they are written.
+    """
     return Streamed(_digest_steps(store, backend, settings))
-
-
-def digest(*, store: PaperStore | None = None, backend: LLMBackend | None = None, settings: Settings | None = None) -> Digest:
-    """The collection grouped into named themes, each with one cited, support-checked paragraph."""
-    return stream_digest(store=store, backend=backend, settings=settings).result

@@ -26,7 +26,7 @@ import re
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -34,10 +34,19 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from assistant.models import Source
-from assistant.resolve import GENERIC_ACRONYMS, STOPWORDS, is_name_shaped, tokenize
-
-EmbedFunction = Callable[[Sequence[str]], Sequence[np.ndarray]]
+from assistant.citations import cited_numbers, settle, strip_markers, validate
+from assistant.embeddings import EmbedFunction
+from assistant.schema import Citation, Source
+from assistant.text import (
+    NUMBER_WORDS,
+    clauses,
+    key_stems,
+    names_in,
+    numbers_in,
+    split_sentences,
+    tokenize,
+    without_urls,
+)
 
 # --- thresholds (calibration: see the module docstring) ---------------------------------------
 EMBEDDING_WEIGHT = 0.65
@@ -48,46 +57,14 @@ SUPPORTED_UNCITED = 0.64
 """Score a sentence that cites nothing needs against its best source: it named no evidence."""
 MIN_SIMILARITY = 0.45
 """Below this cosine no amount of shared vocabulary makes a sentence supported."""
+MAX_UNSUPPORTED_SHARE = 0.5
+"""Above this share of ungrounded sentences a model's text is replaced by the sources' own sentences."""
+NOT_COVERED = "NOT COVERED"
+"""The phrase the prompts ask a model to write when its sources do not answer."""
 MISATTRIBUTION_MARGIN = 0.10
 """A sentence that scores this much higher against a source it does not cite is attributed to the wrong one."""
 
-LONG_SENTENCE_WORDS = 22
-"""Source sentences this long are also compared clause by clause."""
-CLAUSE_MIN_WORDS = 6
-STEM_CHARS = 6
-"""Words are compared by their first letters, so inflections ("distills", "distillation") meet."""
 
-# Words every answer about papers uses, or every machine-learning abstract: sharing them is no evidence.
-_META_WORDS = frozenset(
-    """
-paper papers work works study studies author authors abstract abstracts source sources approach approaches method
-methods propose proposes proposed present presents presented introduce introduces introduced show shows shown
-showed demonstrate demonstrates demonstrated result results novel new based also main key able allow allows
-model models task tasks train trains trained training learn learns learned learning data performance perform
-performs improve improves improved improvement improvements better large language neural network networks
-existing previous prior current state art achieve achieves achieved significant significantly effective
-""".split()
-)
-_ABBREVIATIONS = frozenset("e.g i.e eg ie al vs cf fig figs eq eqs approx resp no nos sec viz ca ref refs incl".split())
-_NUMBER_WORDS = {
-    word: str(value)
-    for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
-    )
-} | {"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000"}
-
-_CITATION = re.compile(
-    r"\[\s*(?:(?:sources?|s)\s*)?(\d+(?:\s*(?:,|;|–|-|and)\s*(?:(?:sources?|s)\s*)?\d+)*)\s*\]", re.IGNORECASE
-)
-# A sentence ends at . ! ? (and the citation markers right after it) before a capital, a digit, a coined
-# name such as "aTLAS", an opening quote or bracket, or the end of the text.
-_BOUNDARY = re.compile(
-    r"[.!?]+[\"”’')\]]*(?:(?:\s*\[[^\]\n]{1,30}\])+(?=\s+\S|\s*$)|(?=\s+(?:[\"“'(\[*A-Z0-9]|[a-z]+[A-Z])|\s*$))"
-)
-_CITED_NUMBER = re.compile(r"(\d+)\s*[–-]\s*(\d+)|(\d+)")
-_NUMBER = re.compile(r"(?<![\w^@./])(\d+(?:,\d{3})*(?:\.\d+)?)(?:\s?%|\s?percent\b|[A-Za-z]{1,3}\b|×)?(?![\w^])")
-_ENUMERATION = re.compile(r"\(\s*(?:\d|[ivx]+|[a-h])\s*\)")
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)])\s+")
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s+.*|\*\*[^*]+\*\*:?|__[^_]+__:?)\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
@@ -108,7 +85,6 @@ _HEDGE = re.compile(
     rf"|\b(?:insufficient|not enough)\s+information\b",
     re.IGNORECASE,
 )
-_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
 
 
 class SentenceSupport(BaseModel):
@@ -137,25 +113,6 @@ class Unit:
 
     text: str
     meta: bool = False
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of running text; abbreviations, decimals and citation markers do not end one."""
-    sentences = []
-    start = 0
-    for match in _BOUNDARY.finditer(text):
-        before = text[start : match.start()].split()
-        word = before[-1].lstrip("([\"'“").casefold() if before else ""
-        if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):  # "e.g.", "et al.", "J. Smith"
-            continue
-        sentence = text[start : match.end()].strip()
-        if sentence:
-            sentences.append(sentence)
-        start = match.end()
-    rest = text[start:].strip()
-    if rest:
-        sentences.append(rest)
-    return sentences
 
 
 def split_units(text: str) -> list[Unit]:
@@ -194,46 +151,9 @@ def split_units(text: str) -> list[Unit]:
     return [unit for unit in units if unit.text]
 
 
-_CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+|\s+(?=--\s|—\s)")
-
-
-def clauses(sentence: str) -> list[str]:
-    """Parts of a long sentence, so that a short claim is compared with the part it restates."""
-    if len(sentence.split()) < LONG_SENTENCE_WORDS:
-        return []
-    parts: list[str] = []
-    for piece in _CLAUSE_BREAK.split(sentence):
-        if parts and len(parts[-1].split()) < CLAUSE_MIN_WORDS:
-            parts[-1] = f"{parts[-1]} {piece}"
-        else:
-            parts.append(piece)
-    if len(parts) > 1 and len(parts[-1].split()) < CLAUSE_MIN_WORDS:
-        parts[-2:] = [f"{parts[-2]} {parts[-1]}"]
-    return parts if len(parts) > 1 else []
-
-
-def cited_numbers(sentence: str) -> list[int]:
-    """Source numbers cited in ``sentence``: [1], [1, 2], [1][2], [1-3], [Source 2]."""
-    numbers: list[int] = []
-    for match in _CITATION.finditer(sentence):
-        for first, last, single in _CITED_NUMBER.findall(match.group(1)):
-            if single:
-                numbers.append(int(single))
-            elif 0 < int(last) - int(first) <= 20:
-                numbers.extend(range(int(first), int(last) + 1))
-            else:
-                numbers.extend((int(first), int(last)))
-    return list(dict.fromkeys(numbers))
-
-
 def plain(sentence: str) -> str:
     """The sentence as prose: citation markers and markdown removed."""
-    return " ".join(_MARKUP.sub("", _CITATION.sub("", sentence)).split()).strip()
-
-
-def without_urls(text: str) -> str:
-    """Links carry digits and odd tokens that are neither quantities nor names."""
-    return _URL.sub(" ", text)
+    return " ".join(_MARKUP.sub("", strip_markers(sentence)).split()).strip()
 
 
 def is_meta(sentence: str) -> bool:
@@ -251,49 +171,6 @@ def is_meta(sentence: str) -> bool:
 
 
 # --- evidence -----------------------------------------------------------------------------------
-def numbers_in(text: str) -> set[str]:
-    """Quantities in ``text`` as canonical strings; digits inside names (T5, GPT-4, BT^2, pass@1) are not quantities."""
-    found = set()
-    without_enumerations = _ENUMERATION.sub(" ", without_urls(text))
-    for match in _NUMBER.finditer(without_enumerations):
-        if without_enumerations[match.start() - 1 : match.start()] == "-":
-            # "length-100" and "10.2%-14.3%" are quantities, "GPT-4" and "Llama-2" are names
-            word_before = without_enumerations[: match.start() - 1].rsplit(None, 1)[-1:] or [""]
-            if any(ch.isupper() for ch in word_before[0]):
-                continue
-        found.add(_canonical_number(match.group(1)))
-    return found
-
-
-def _canonical_number(raw: str) -> str:
-    """One spelling per value: "14,848" -> "14848", "16.590" -> "16.59", "007.0" -> "7"."""
-    whole, _, fraction = raw.replace(",", "").partition(".")
-    whole, fraction = whole.lstrip("0") or "0", fraction.rstrip("0")
-    return f"{whole}.{fraction}" if fraction else whole
-
-
-def names_in(text: str) -> set[str]:
-    """Coined names and acronyms (aTLAS, ZIP-FIT, DTRN) except the generic ones (LLM, NLP)."""
-    return {
-        token.unit
-        for token in tokenize(without_urls(text))
-        if is_name_shaped(token.text)
-        and token.unit not in GENERIC_ACRONYMS
-        and token.unit.rstrip("s") not in GENERIC_ACRONYMS
-    }
-
-
-def key_stems(text: str) -> set[str]:
-    """Content words of ``text``, cut to their first letters so that inflected forms meet."""
-    stems = set()
-    for token in tokenize(without_urls(text)):
-        word = token.text.casefold()
-        if word in STOPWORDS or word in _META_WORDS or token.unit.isdigit() or len(token.unit) < 3:
-            continue
-        stems.add(token.unit[:STEM_CHARS])
-    return stems
-
-
 @dataclass(frozen=True)
 class _Evidence:
     """One source as the checker sees it: its sentences and the words, names and numbers it contains."""
@@ -315,7 +192,7 @@ def _evidence(n: int, title: str, text: str) -> _Evidence:
     """Cached: a conversation checks many answers against the same abstracts."""
     full = f"{title}\n{text}" if title else text
     units = frozenset(token.unit for token in tokenize(without_urls(full)))
-    spelled = {value for unit in units if (value := _NUMBER_WORDS.get(unit)) is not None}
+    spelled = {value for unit in units if (value := NUMBER_WORDS.get(unit)) is not None}
     return _Evidence(
         n=n,
         title=title,
@@ -339,7 +216,7 @@ class _Claim:
         return cls(frozenset(key_stems(text)), frozenset(numbers_in(text)), frozenset(names_in(text)))
 
 
-def _as_evidence(sources: Sequence[Source | str]) -> list[_Evidence]:
+def as_evidence(sources: Sequence[Source | str]) -> list[_Evidence]:
     """Sources numbered as in the prompt; plain strings are numbered by position from 1."""
     return [
         _evidence(source.n, source.title, source.text) if isinstance(source, Source) else _evidence(n, "", str(source))
@@ -360,7 +237,7 @@ _source_vectors: weakref.WeakKeyDictionary[object, OrderedDict[str, np.ndarray]]
 _source_lock = threading.Lock()
 
 
-def _embed_with_sources(embedder: EmbedFunction, fresh: Sequence[str], sources: Sequence[str]) -> np.ndarray:
+def embed_with_cache(embedder: EmbedFunction, fresh: Sequence[str], sources: Sequence[str]) -> np.ndarray:
     """Vectors of ``fresh`` then ``sources`` in at most one embedder call.
 
     Source sentences are remembered per embedder, so a conversation citing the same abstracts embeds
@@ -393,7 +270,7 @@ def check_support(text: str, sources: Sequence[Source | str], embedder: EmbedFun
     (a :class:`Source` also lends its title as evidence).
     """
     units = split_units(text)
-    evidence = _as_evidence(sources)
+    evidence = as_evidence(sources)
     claims = [(i, unit) for i, unit in enumerate(units) if not (unit.meta or is_meta(unit.text))]
     claim_texts = [plain(unit.text) for _, unit in claims]
     similarity, window_owner = _similarities(embedder, claim_texts, evidence)
@@ -408,15 +285,6 @@ def check_support(text: str, sources: Sequence[Source | str], embedder: EmbedFun
     unsupported = [s.text for s in sentences if s.kind == "claim" and not s.supported]
     share = len(unsupported) / len(claims) if claims else 0.0
     return SupportReport(sentences=sentences, unsupported=unsupported, unsupported_share=share)
-
-
-def prepare_sources(sources: Sequence[Source | str], embedder: EmbedFunction) -> None:
-    """Embed the sources' sentences ahead of :func:`check_support`, e.g. while the model is generating.
-
-    A check then embeds only the answer's own sentences, which keeps it well under 100 ms.
-    """
-    texts, _, _ = _windows(_as_evidence(sources))
-    _embed_with_sources(embedder, [], texts)
 
 
 def _windows(evidence: list[_Evidence]) -> tuple[list[str], list[int], list[tuple[int, int]]]:
@@ -446,7 +314,7 @@ def _similarities(
     if not claims or not evidence:
         return np.zeros((len(claims), 0)), np.zeros(0, dtype=int)
     texts, owners, pairs = _windows(evidence)
-    vectors = _embed_with_sources(embedder, claims, texts)
+    vectors = embed_with_cache(embedder, claims, texts)
     claim_vectors, windows = vectors[: len(claims)], vectors[len(claims) :]
     if pairs:
         summed = np.asarray([windows[a] + windows[b] for a, b in pairs])
@@ -520,47 +388,94 @@ def _score(claim: _Claim, cosine: float, sources: Sequence[_Evidence]) -> float:
     return EMBEDDING_WEIGHT * cosine + (1 - EMBEDDING_WEIGHT) * matched / total
 
 
-# --- extractive fallbacks -------------------------------------------------------------------------
-def extractive_summary(text: str, embedder: EmbedFunction, *, max_sentences: int = 3, max_words: int = 150) -> str:
-    """The abstract's most central sentences (closest to their centroid), in their original order."""
-    sentences = split_sentences(" ".join(text.split()))
-    if not sentences:
-        return ""
-    if len(sentences) <= max_sentences and sum(len(s.split()) for s in sentences) <= max_words:
-        return " ".join(sentences)
-    vectors = _embed_with_sources(embedder, [], sentences)
-    centroid = vectors.mean(axis=0)
-    centrality = vectors @ (centroid / max(float(np.linalg.norm(centroid)), 1e-12))
-    chosen: list[int] = []
-    words = 0
-    for index in np.argsort(-centrality, kind="stable"):
-        length = len(sentences[index].split())
-        if len(chosen) == max_sentences:
-            break
-        if words + length <= max_words:
-            chosen.append(int(index))
-            words += length
-    if not chosen:  # even the most central sentence is too long: cut it
-        return " ".join(sentences[int(np.argmax(centrality))].split()[:max_words]) + " …"
-    return " ".join(sentences[i] for i in sorted(chosen))
+# --- citations, settled by the check -------------------------------------------------------------
+def settle_citations(text: str, sources: Sequence[Source], report: SupportReport, embedder: EmbedFunction) -> str:
+    """``text`` with each claim citing the sources that ground it, as far as one can tell.
+
+    A small model forgets the ``[n]`` of a sentence it copied from a source, or adds a
+    second paper that has nothing to do with it. Checked against one source at a time,
+    the support check tells which sources ground a sentence on their own: an uncited
+    sentence gets the best of them; a sentence citing several keeps those that ground it
+    (all of them when none does alone, and the joint check judges it as written).
+    """
+    unsettled = {
+        strip_markers(verdict.text).strip().lstrip(":;,-– ").strip(): verdict
+        for verdict in report.sentences
+        if verdict.kind == "claim" and len(verdict.cited) != 1
+    }
+    if not unsettled:
+        return text
+    grounding: dict[str, dict[int, float]] = {key: {} for key in unsettled}
+    for source in sources:
+        # One paragraph each: a sentence without a full stop (a list item, a bare title) must not
+        # run into the next and come back as a unit matching none of them.
+        for verdict in check_support("\n\n".join(unsettled), [source], embedder).sentences:
+            if verdict.supported and verdict.text in grounding:
+                grounding[verdict.text][source.n] = verdict.score
+    for plain_text, verdict in unsettled.items():
+        settled = settle(verdict.text, verdict.cited, grounding[plain_text])
+        if settled is not None:
+            text = text.replace(verdict.text, settled, 1)
+    return text
 
 
-def extractive_answer(
-    sources: Sequence[Source | str], question: str, embedder: EmbedFunction, max_sentences: int = 3
-) -> str:
-    """The source sentences closest to the question, best first, each with its citation ``[n]``."""
-    evidence = _as_evidence(sources)
-    candidates = [(source.n, sentence) for source in evidence for sentence in source.sentences]
-    if not candidates or not question.strip():
-        return ""
-    vectors = _embed_with_sources(embedder, [question], [sentence for _, sentence in candidates])
-    closeness = vectors[1:] @ vectors[0]
-    best = np.argsort(-closeness, kind="stable")[:max_sentences]
-    return " ".join(_with_citation(candidates[i][1], candidates[i][0]) for i in best)
+def checked(text: str, sources: Sequence[Source], embedder: EmbedFunction) -> tuple[str, list[Citation], SupportReport]:
+    """``text`` (its citations validated) with its citations settled, their citations, and its support report."""
+    report = check_support(text, sources, embedder)
+    settled = settle_citations(text, sources, report, embedder)
+    if settled == text:
+        return (*validate(text, sources), report)
+    text, citations = validate(settled, sources)
+    return text, citations, check_support(text, sources, embedder)
 
 
-def _with_citation(sentence: str, n: int) -> str:
-    """``sentence`` with ``[n]`` before its final full stop, as the answer prompt asks models to cite."""
-    body = sentence.rstrip()
-    end = body[-1] if body and body[-1] in ".!?" else "."
-    return f"{body.rstrip('.!?').rstrip()} [{n}]{end}"
+def grounded_sentences(reply: str, sources: Sequence[Source], embedder: EmbedFunction) -> tuple[list[str], int]:
+    """The reply's sentences that the sources support and that cite one (each once), and how many claims were not.
+
+    For text that speaks of several papers at once (a comparison's narrative, a digest
+    paragraph), where an ungrounded or unattributed sentence is worse than a shorter text.
+    Hedges and headings are neither kept nor counted.
+    """
+    text, _ = validate(strip_echoed_prompt(reply), sources)
+    if not text:
+        return [], 0
+    _, _, report = checked(text, sources, embedder)
+    claims = [verdict for verdict in report.sentences if verdict.kind == "claim"]
+    kept = list(dict.fromkeys(verdict.text for verdict in claims if verdict.supported and verdict.cited))
+    return kept, len(claims) - len(kept)
+
+
+def mostly_unsupported(share: float) -> bool:
+    return share > MAX_UNSUPPORTED_SHARE
+
+
+# --- what a reply is, before it is checked ------------------------------------------------------
+# Where a small model starts copying the prompt: a source tag, or the prompt's "Question:" line.
+_ECHOED_SOURCE = re.compile(r"<\s*/?\s*source\b|^\s*question\s*:", re.IGNORECASE | re.MULTILINE)
+_STRAY_TAG = re.compile(r"</?\s*[a-zA-Z][a-zA-Z0-9]*\s*/?>")
+
+
+def strip_echoed_prompt(reply: str) -> str:
+    """The reply up to where the model starts copying the prompt's markup (a small model does).
+
+    Everything from an echoed ``<source`` tag or ``Question:`` line on is the prompt
+    regurgitated, not an answer; stray tags elsewhere (``</pre>``) are dropped.
+    """
+    echo = _ECHOED_SOURCE.search(reply)
+    kept = reply[: echo.start()] if echo else reply
+    return _STRAY_TAG.sub("", kept).strip()
+
+
+_MODEL_REFUSAL = re.compile(
+    r"\bnot\s+covered\b|\b(?:collection|sources?|abstracts?|papers?|context|texts?)\s+(?:do|does|did)(?:\s+not|n['’]t)\s+"
+    r"(?:answer|cover|mention|say|contain|provide|state|discuss|address|report|specify|include)"
+    r"|\bno\s+(?:relevant\s+)?information\b|\bcannot\s+(?:be\s+)?answer(?:ed)?\b|\bI\s+(?:do\s+not|don['’]t)\s+know\b",
+    re.IGNORECASE,
+)
+
+
+def says_not_covered(text: str, has_citations: bool) -> bool:
+    """The model declined: the agreed phrase anywhere, or refusal wording with nothing cited."""
+    if NOT_COVERED.casefold() in text.casefold():
+        return True
+    return not has_citations and bool(_MODEL_REFUSAL.search(text))

@@ -135,11 +135,17 @@ class Source(BaseModel):
     text: str
     link: str | None = None
 
+    @classmethod
+    def of(cls, n: int, paper: Paper, text: str | None = None) -> Source:
+        """Paper ``paper`` as source ``[n]``, with ``text`` (a chunk, some sentences) or its whole abstract."""
+        return cls(n=n, paper_id=paper.paper_id, title=paper.title, text=text or paper.abstract, link=paper.link)
+
 
 class Citation(BaseModel):
     n: int = Field(ge=1)
     paper_id: str
     title: str
+    url: str | None = Field(default=None, description="The paper's own page (arXiv, Hugging Face), when known")
 
 
 class Answer(BaseModel):
@@ -149,7 +155,9 @@ class Answer(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     unsupported: list[str] = Field(default_factory=list, description="Sentences the support check could not ground")
     refused: bool = Field(default=False, description="The collection does not cover the question")
-    notices: list[str] = Field(default_factory=list, description="Things the user should know (dropped context, fallbacks)")
+    notices: list[str] = Field(
+        default_factory=list, description="Things the user should know (dropped context, fallbacks)"
+    )
     model: str = ""
     usage: Usage = Field(default_factory=Usage)
 

@@ -1,6 +1,6 @@
 """The support check with the real MiniLM embedder on sample abstracts.
 
-The cases below are drawn from the calibration set described in assistant/support.py: sentences
+The cases below are drawn from the calibration set described in assistant/grounding.py: sentences
 copied or paraphrased from an abstract must pass when they cite it; the same sentences attributed
 to a related paper, planted off-topic claims and invented numbers must be flagged.
 """
@@ -12,23 +12,20 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from assistant.citations import cited_numbers
 from assistant.embeddings import MiniLMEmbeddingFunction
-from assistant.models import Paper, Source
-from assistant.support import (
+from assistant.extracts import extractive_answer, extractive_summary
+from assistant.grounding import (
     SUPPORTED_CITED,
     SUPPORTED_UNCITED,
     SentenceSupport,
     SupportReport,
     check_support,
-    cited_numbers,
-    extractive_answer,
-    extractive_summary,
     is_meta,
-    numbers_in,
-    prepare_sources,
-    split_sentences,
     split_units,
 )
+from assistant.schema import Paper, Source
+from assistant.text import numbers_in, split_sentences
 from tests.test_resolve import titled
 
 
@@ -416,15 +413,6 @@ def test_one_embedder_call_per_check_and_sources_are_embedded_once(embedder: Min
     first, second = counting.calls
     assert second == 3 and first > 3  # the second check embeds only its three claims
     assert check_support("Sources:", papers, counting).sentences[0].kind == "meta" and len(counting.calls) == 2
-
-
-def test_prepared_sources_leave_only_the_answer_to_embed(embedder: MiniLMEmbeddingFunction) -> None:
-    counting = CountingEmbedder(embedder)
-    papers = sources(titled("Talking Heads"), titled("Circuit Component Reuse"))
-    prepare_sources(papers, counting)
-    claim = "Attention heads communicate across layers through low-rank subspaces [1]."
-    report = check_support(claim, papers, counting)
-    assert counting.calls[1:] == [1] and claims(report)[0].supported
 
 
 def test_empty_inputs(embedder: MiniLMEmbeddingFunction) -> None:

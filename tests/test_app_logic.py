@@ -12,14 +12,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant import app_support as support
-from assistant.backend import FakeLLM, LLMError
-from assistant.conversations import ConversationNotFound
-from assistant.models import Comparison, ComparisonAspect, Digest, Message, Paper, PaperRef, Source, Theme
+from assistant import citations, llm
+from assistant.app import collection as collection_view
+from assistant.app import exports, presets, render
+from assistant.app import session as app_session
+from assistant.errors import AmbiguousPaper, ConversationNotFound, LLMError, PaperNotFound, StoreUnavailable
+from assistant.llm import FakeLLM
 from assistant.prompts import fence_sources
-from assistant.service import AmbiguousPaper, PaperNotFound
+from assistant.schema import Comparison, ComparisonAspect, Digest, Message, Paper, PaperRef, Source, Theme
 from assistant.settings import DEFAULT_LOCAL_MODEL, Settings
-from assistant.store import PaperStore, StoreUnavailable
+from assistant.store import PaperStore
+from ingestion import pipeline
 from ingestion.errors import IngestionError
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (installed with rich) renders CommonMark here")
@@ -60,104 +63,117 @@ def text_of(markdown: str) -> str:
 
 # --- model picker ----------------------------------------------------------------------------
 def test_the_default_local_model_is_the_first_preset_and_the_default_pick() -> None:
-    assert support.MODEL_PRESETS[0].model == DEFAULT_LOCAL_MODEL
-    defaults = support.picker_defaults(Settings(model=DEFAULT_LOCAL_MODEL))
-    assert support.preset_named(defaults.label).model == DEFAULT_LOCAL_MODEL
+    assert presets.MODEL_PRESETS[0].model == DEFAULT_LOCAL_MODEL
+    defaults = presets.picker_defaults(Settings(model=DEFAULT_LOCAL_MODEL))
+    assert presets.preset_named(defaults.label).model == DEFAULT_LOCAL_MODEL
     assert {"openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "ollama/llama3.2"} <= {
-        preset.model for preset in support.MODEL_PRESETS
+        preset.model for preset in presets.MODEL_PRESETS
     }
 
 
 def test_picker_defaults_show_a_configured_server_or_model_string() -> None:
-    server = support.picker_defaults(Settings(model="openai/qwen2.5", api_base="http://127.0.0.1:8080/v1"))
-    assert (server.label, server.typed_model, server.api_base) == (support.OPENAI_COMPATIBLE, "qwen2.5", "http://127.0.0.1:8080/v1")
-    other = support.picker_defaults(Settings(model="groq/llama-3.1-8b-instant"))
-    assert (other.label, other.typed_model) == (support.ANY_LITELLM, "groq/llama-3.1-8b-instant")
+    server = presets.picker_defaults(Settings(model="openai/qwen2.5", api_base="http://127.0.0.1:8080/v1"))
+    assert (server.label, server.typed_model, server.api_base) == (
+        presets.OPENAI_COMPATIBLE,
+        "qwen2.5",
+        "http://127.0.0.1:8080/v1",
+    )
+    other = presets.picker_defaults(Settings(model="groq/llama-3.1-8b-instant"))
+    assert (other.label, other.typed_model) == (presets.ANY_LITELLM, "groq/llama-3.1-8b-instant")
 
 
 def test_model_choice_of_each_kind_of_preset() -> None:
-    assert support.model_choice("OpenAI: gpt-4o-mini") == support.ModelChoice("openai/gpt-4o-mini")
-    served = support.model_choice(support.OPENAI_COMPATIBLE, " qwen2.5 ", "http://127.0.0.1:8080/v1")
-    assert served == support.ModelChoice("openai/qwen2.5", "http://127.0.0.1:8080/v1")
-    assert support.model_choice(support.ANY_LITELLM, "gemini/gemini-2.0-flash").model == "gemini/gemini-2.0-flash"
+    assert presets.model_choice("OpenAI: gpt-4o-mini") == presets.ModelChoice("openai/gpt-4o-mini")
+    served = presets.model_choice(presets.OPENAI_COMPATIBLE, " qwen2.5 ", "http://127.0.0.1:8080/v1")
+    assert served == presets.ModelChoice("openai/qwen2.5", "http://127.0.0.1:8080/v1")
+    assert presets.model_choice(presets.ANY_LITELLM, "gemini/gemini-2.0-flash").model == "gemini/gemini-2.0-flash"
     with pytest.raises(ValueError, match="base URL"):
-        support.model_choice(support.OPENAI_COMPATIBLE, "qwen2.5", "")
+        presets.model_choice(presets.OPENAI_COMPATIBLE, "qwen2.5", "")
     with pytest.raises(ValueError, match="Type a model name"):
-        support.model_choice(support.ANY_LITELLM, "  ")
+        presets.model_choice(presets.ANY_LITELLM, "  ")
 
 
 def test_session_settings_apply_the_pick_and_validate(tmp_path: Path) -> None:
     base = Settings(data_dir=tmp_path, model="openai/qwen2.5", api_base="http://127.0.0.1:8080/v1", top_k=6)
-    picked = support.session_settings(base, support.ModelChoice("anthropic/claude-3-5-haiku-latest"), top_k=3)
-    assert (picked.model, picked.top_k, picked.api_base, picked.data_dir) == (
-        "anthropic/claude-3-5-haiku-latest", 3, None, tmp_path
+    picked = presets.session_settings(base, presets.ModelChoice("anthropic/claude-3-5-haiku-latest"), top_k=3)
+    assert (picked.llm.model, picked.answer.top_k, picked.llm.api_base, picked.store.data_dir) == (
+        "anthropic/claude-3-5-haiku-latest",
+        3,
+        None,
+        tmp_path,
     )
-    kept = support.session_settings(base, support.ModelChoice("openai/qwen2.5", "http://127.0.0.1:8080/v1"), top_k=6)
-    assert kept.api_base_str == "http://127.0.0.1:8080/v1"
-    with pytest.raises(ValueError, match="api_base"):
-        support.session_settings(base, support.ModelChoice("openai/x", "not a url"), top_k=6)
-    with pytest.raises(ValueError, match="top_k"):
-        support.session_settings(base, support.ModelChoice("openai/x"), top_k=0)
+    kept = presets.session_settings(base, presets.ModelChoice("openai/qwen2.5", "http://127.0.0.1:8080/v1"), top_k=6)
+    assert kept.llm.api_base_str == "http://127.0.0.1:8080/v1"
+    with pytest.raises(ValueError, match="ASSISTANT_API_BASE"):
+        presets.session_settings(base, presets.ModelChoice("openai/x", "not a url"), top_k=6)
+    with pytest.raises(ValueError, match="ASSISTANT_TOP_K"):
+        presets.session_settings(base, presets.ModelChoice("openai/x"), top_k=0)
 
 
 def test_model_requirements_name_the_missing_key_or_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    needs = support.model_requirements(Settings(data_dir=tmp_path, model="openai/gpt-4o-mini"))
+    needs = presets.model_requirements(Settings(data_dir=tmp_path, model="openai/gpt-4o-mini"))
     assert needs is not None and "OPENAI_API_KEY" in needs
     closed_port = "http://127.0.0.1:9"
-    needs = support.model_requirements(Settings(data_dir=tmp_path, model="ollama/llama3.2", api_base=closed_port))
+    needs = presets.model_requirements(Settings(data_dir=tmp_path, model="ollama/llama3.2", api_base=closed_port))
     assert needs is not None and "Ollama" in needs
-    assert support.model_requirements(Settings(data_dir=tmp_path, model="fake")) is None
+    assert presets.model_requirements(Settings(data_dir=tmp_path, model="fake")) is None
 
 
 # --- backends and cache keys --------------------------------------------------------------------
 def test_an_injected_backend_serves_its_model_and_changes_the_cache_key(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, model="fake/injected")
-    before = support.assistant_key(settings)
+    before = app_session.assistant_key(settings)
     fake = FakeLLM(model="fake/injected")
-    support.use_backend("fake/injected", fake)
+    llm.inject("fake/injected", fake)
     try:
-        assert support.backend_for(settings) is fake
-        assert support.assistant_key(settings) != before
+        assert llm.build_backend(settings) is fake
+        assert app_session.assistant_key(settings) != before
     finally:
-        support.use_backend("fake/injected", None)
-    assert support.backend_for(settings) is None
-    assert support.assistant_key(settings) == before
+        llm.inject("fake/injected", None)
+    assert llm.build_backend(settings) is not fake
+    assert app_session.assistant_key(settings) == before
 
 
 def test_cache_keys_separate_what_each_object_depends_on(tmp_path: Path) -> None:
     base = Settings(data_dir=tmp_path)
-    other_model = base.model_copy(update={"model": "openai/gpt-4o-mini", "top_k": 2})
-    assert support.store_key(base) == support.store_key(other_model)
-    assert support.retriever_key(base) == support.retriever_key(other_model)
-    assert support.assistant_key(base) != support.assistant_key(other_model)
-    other_store = base.model_copy(update={"collection": "other"})
-    assert support.store_key(base) != support.store_key(other_store)
-    no_bm25 = base.model_copy(update={"hybrid": False})
-    assert support.store_key(base) == support.store_key(no_bm25)
-    assert support.retriever_key(base) != support.retriever_key(no_bm25)
+    other_model = base.replace(**{"model": "openai/gpt-4o-mini", "top_k": 2})
+    assert app_session.store_key(base) == app_session.store_key(other_model)
+    assert app_session.retriever_key(base) == app_session.retriever_key(other_model)
+    assert app_session.assistant_key(base) != app_session.assistant_key(other_model)
+    other_store = base.replace(**{"collection": "other"})
+    assert app_session.store_key(base) != app_session.store_key(other_store)
+    no_bm25 = base.replace(**{"hybrid": False})
+    assert app_session.store_key(base) == app_session.store_key(no_bm25)
+    assert app_session.retriever_key(base) != app_session.retriever_key(no_bm25)
 
 
 def test_the_quoting_model_quotes_its_first_source_with_citations() -> None:
     prompt = fence_sources([(1, ATLAS.title, ATLAS.abstract), (2, ZIPFIT.title, ZIPFIT.abstract)])
-    model = support.QuotingFakeLLM()
-    reply = model.generate([Message(role="user", content=f"{prompt}\n\nQuestion: what is aTLAS?")]).text
-    assert reply == "Pre-trained models produce strong generic representations [1]. We introduce aTLAS, which scales task vectors [1]."
-    assert model.generate([Message(role="user", content="no sources here")]).text == model.default_reply
+    model = llm.QuotingFakeLLM()
+    reply = model.generate([Message(role="user", content=f"{prompt}\n\nQuestion: what is aTLAS?")]).result.text
+    assert (
+        reply
+        == "Pre-trained models produce strong generic representations [1]. We introduce aTLAS, which scales task vectors [1]."
+    )
+    assert model.generate([Message(role="user", content="no sources here")]).result.text == model.default_reply
     model.enqueue(LLMError("scripted failure"))
     with pytest.raises(LLMError, match="scripted failure"):
-        model.generate([Message(role="user", content=prompt)]).text
+        _ = model.generate([Message(role="user", content=prompt)]).result
 
 
 def test_error_messages_are_one_actionable_line() -> None:
-    assert "Pick another model" in support.error_message(LLMError("OPENAI_API_KEY is not set"))
-    assert support.error_message(StoreUnavailable("could not open x")).startswith("The paper store is unavailable")
-    assert support.error_message(IngestionError("a.txt: the file is empty")) == "Nothing could be read: a.txt: the file is empty"
-    assert support.error_message(LLMError("no key.")).count("..") == 0
-    assert "no longer exists" in support.error_message(ConversationNotFound("abc"))
-    assert "ZIP" in support.error_message(PaperNotFound("ZIP", [ZIPFIT]))
-    assert "several papers" in support.error_message(AmbiguousPaper("task", [ATLAS, ZIPFIT]))
-    for message in map(support.error_message, (LLMError("x"), StoreUnavailable("y"))):
+    assert "Pick another model" in app_session.error_message(LLMError("OPENAI_API_KEY is not set"))
+    assert app_session.error_message(StoreUnavailable("could not open x")).startswith("The paper store is unavailable")
+    assert (
+        app_session.error_message(IngestionError("a.txt: the file is empty"))
+        == "Nothing could be read: a.txt: the file is empty"
+    )
+    assert app_session.error_message(LLMError("no key.")).count("..") == 0
+    assert "no longer exists" in app_session.error_message(ConversationNotFound("abc"))
+    assert "ZIP" in app_session.error_message(PaperNotFound("ZIP", [ZIPFIT]))
+    assert "several papers" in app_session.error_message(AmbiguousPaper("task", [ATLAS, ZIPFIT]))
+    for message in map(app_session.error_message, (LLMError("x"), StoreUnavailable("y"))):
         assert "Traceback" not in message and "\n" not in message
 
 
@@ -165,41 +181,41 @@ def test_error_messages_are_one_actionable_line() -> None:
 @given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc", "Zl", "Zp")), max_size=80))
 def test_literal_markdown_shows_exactly_the_text_and_nothing_else(text: str) -> None:
     line = " ".join(text.split())
-    assert tags(support.literal_markdown(line)) <= {"p"}
-    assert text_of(support.literal_markdown(line)) == line.strip()
+    assert tags(render.literal_markdown(line)) <= {"p"}
+    assert text_of(render.literal_markdown(line)) == line.strip()
 
 
 def test_a_hostile_title_renders_as_its_own_characters() -> None:
-    markdown = support.literal_markdown(HOSTILE_TITLE)
+    markdown = render.literal_markdown(HOSTILE_TITLE)
     assert tags(markdown) == {"p"}
     assert text_of(markdown) == HOSTILE_TITLE
     for directive in (":red[x]", ":material/home:", "$x^2$", "[a](javascript:alert(1))", "![i](http://x/i.png)"):
-        assert text_of(support.literal_markdown(directive)) == directive
+        assert text_of(render.literal_markdown(directive)) == directive
 
 
 def test_multiline_literal_text_keeps_its_lines_and_opens_no_block() -> None:
-    markdown = support.literal_markdown("# not a heading\n    not code\n- not a list\n1. nor this")
+    markdown = render.literal_markdown("# not a heading\n    not code\n- not a list\n1. nor this")
     assert tags(markdown) <= {"p", "br"}
     assert "# not a heading" in text_of(markdown)
 
 
 def test_model_markdown_keeps_emphasis_but_opens_no_tag_link_or_image() -> None:
     text = "**Key** result: <img src=x onerror=alert(1)> [click](javascript:alert(1)) ![x](http://e/x.png) $E=mc^2$ :red[alarm]"
-    markdown = support.model_markdown(text)
+    markdown = render.model_markdown(text)
     assert tags(markdown) == {"p", "strong"}
     assert "<img" in text_of(markdown) and "[click](javascript:alert(1))" in text_of(markdown)
 
 
 def test_streamed_pieces_are_made_inert_one_by_one() -> None:
     pieces = ["A <scr", "ipt> [1", "] and :red", "[x]"]
-    assert "".join(support.safe_stream(pieces)) == support.model_markdown("".join(pieces))
+    assert "".join(render.safe_stream(pieces)) == render.model_markdown("".join(pieces))
 
 
 def test_source_headings_have_predictable_anchors() -> None:
-    heading = support.source_heading(2, "reply 3")
+    heading = render.source_heading(2, "reply 3")
     assert (heading.text, heading.anchor) == ("Source 2 of reply 3", "source-2-of-reply-3")
     with pytest.raises(ValueError):
-        support.source_heading(1, "Reply #3")
+        render.source_heading(1, "Reply #3")
 
 
 SOURCES = [
@@ -209,7 +225,7 @@ SOURCES = [
 
 
 def test_citations_link_to_their_source_cards_and_unknown_numbers_do_not() -> None:
-    markdown = support.cited_markdown("aTLAS scales task vectors [1]. ZIP-FIT compresses [2][9].", SOURCES, "reply 1")
+    markdown = render.cited_markdown("aTLAS scales task vectors [1]. ZIP-FIT compresses [2][9].", SOURCES, "reply 1")
     html_out = rendered(markdown)
     assert html_out.count('href="#source-1-of-reply-1"') == 1
     assert html_out.count('href="#source-2-of-reply-1"') == 1
@@ -219,25 +235,28 @@ def test_citations_link_to_their_source_cards_and_unknown_numbers_do_not() -> No
 def test_unsupported_sentences_are_marked_and_unfound_ones_reported() -> None:
     text = "aTLAS scales task vectors [1]. It was trained on the moon [2]. Fine."
     unsupported = ["It was trained on the moon [2].", "A sentence rewritten since."]
-    markdown = support.cited_markdown(text, SOURCES, "reply 1", unsupported)
-    assert f":orange-background[{support.FLAG} It was trained on the moon [\\[2\\]](#source-2-of-reply-1).]" in markdown
-    assert markdown.count(support.FLAG) == 1
-    assert support.unmarked_unsupported(text, unsupported) == ["A sentence rewritten since."]
+    markdown = render.cited_markdown(text, SOURCES, "reply 1", unsupported)
+    assert f":orange-background[{render.FLAG} It was trained on the moon [\\[2\\]](#source-2-of-reply-1).]" in markdown
+    assert markdown.count(render.FLAG) == 1
+    assert render.unmarked_unsupported(text, unsupported) == ["A sentence rewritten since."]
 
 
 def test_cited_sources_are_the_cited_ones_or_all() -> None:
-    assert support.cited_sources("Only [2].", SOURCES) == [SOURCES[1]]
-    assert support.cited_sources("No citation.", SOURCES) == SOURCES
+    assert citations.cited_sources("Only [2].", SOURCES) == [SOURCES[1]]
+    assert citations.cited_sources("No citation.", SOURCES) == SOURCES
 
 
 def test_links_only_for_http_urls() -> None:
-    assert support.link_markdown("https://arxiv.org/abs/2407.02880", "arXiv") == "[arXiv ↗](https://arxiv.org/abs/2407.02880)"
-    assert "](" not in support.link_markdown("javascript:alert(1)", "link")
-    assert "](" not in support.link_markdown("https://x.org/a b", "link")
+    assert (
+        render.link_markdown("https://arxiv.org/abs/2407.02880", "arXiv")
+        == "[arXiv ↗](https://arxiv.org/abs/2407.02880)"
+    )
+    assert "](" not in render.link_markdown("javascript:alert(1)", "link")
+    assert "](" not in render.link_markdown("https://x.org/a b", "link")
 
 
 def test_paper_details_are_inert_and_link_to_arxiv() -> None:
-    details = support.paper_details(ATLAS.model_copy(update={"authors": ["<b>Eve</b>", "Mallory"]}))
+    details = render.paper_details(ATLAS.model_copy(update={"authors": ["<b>Eve</b>", "Mallory"]}))
     assert "<b>Eve</b>, Mallory" in text_of(details)
     assert 'href="https://arxiv.org/abs/2407.02880"' in rendered(details)
     assert tags(details) <= {"p", "a", "code"}
@@ -245,9 +264,15 @@ def test_paper_details_are_inert_and_link_to_arxiv() -> None:
 
 # --- comparisons, digests, exports ---------------------------------------------------------------
 COMPARISON = Comparison(
-    papers=[PaperRef(paper_id=ATLAS.paper_id, title=ATLAS.title), PaperRef(paper_id=ZIPFIT.paper_id, title=HOSTILE_TITLE)],
+    papers=[
+        PaperRef(paper_id=ATLAS.paper_id, title=ATLAS.title),
+        PaperRef(paper_id=ZIPFIT.paper_id, title=HOSTILE_TITLE),
+    ],
     aspects=[
-        ComparisonAspect(aspect="Problem", cells={ATLAS.paper_id: "Composing task vectors [1].", ZIPFIT.paper_id: "Picking data | fast [2]."}),
+        ComparisonAspect(
+            aspect="Problem",
+            cells={ATLAS.paper_id: "Composing task vectors [1].", ZIPFIT.paper_id: "Picking data | fast [2]."},
+        ),
         ComparisonAspect(aspect="Approach", cells={ATLAS.paper_id: "Anisotropic scaling [1]."}),
     ],
     narrative="Both adapt models to tasks [1][2].",
@@ -257,7 +282,7 @@ COMPARISON = Comparison(
 
 
 def test_comparison_rows_are_aligned_cited_and_safe() -> None:
-    rows = support.comparison_rows(COMPARISON, "the comparison")
+    rows = render.comparison_rows(COMPARISON, "the comparison")
     assert [text_of(row["Aspect"]) for row in rows] == ["Problem", "Approach"]
     atlas_column, hostile_column = list(rows[0])[1:]
     assert text_of(hostile_column) == "[2] <script>alert(1)</script> **bold**"
@@ -267,58 +292,68 @@ def test_comparison_rows_are_aligned_cited_and_safe() -> None:
 
 
 def test_comparison_export_has_table_narrative_notes_and_linked_sources() -> None:
-    exported = support.comparison_export(COMPARISON, SOURCES)
+    exported = exports.comparison_export(COMPARISON, SOURCES)
     assert exported.startswith("# Comparison: Knowledge Composition using Task Vectors with…")
     assert "| **Problem** | Composing task vectors [1]. | Picking data \\| fast [2]. |" in exported
     assert "Both adapt models to tasks [1][2]." in exported
     assert "Not supported by the abstracts" in exported and "_1 of 4 cells quote the abstract._" in exported
-    assert "1. [Knowledge Composition using Task Vectors with Learned Anisotropic Scaling](https://arxiv.org/abs/2407.02880)" in exported
+    assert (
+        "1. [Knowledge Composition using Task Vectors with Learned Anisotropic Scaling](https://arxiv.org/abs/2407.02880)"
+        in exported
+    )
     assert "2. ZIP-FIT" in exported
 
 
 def test_digest_export_and_theme_sources() -> None:
-    digest = Digest(themes=[Theme(name="Adapting models", paper_ids=[ATLAS.paper_id, ZIPFIT.paper_id], paragraph="Both [1][2].")])
-    exported = support.digest_export(digest, [ATLAS, ZIPFIT])
+    digest = Digest(
+        themes=[Theme(name="Adapting models", paper_ids=[ATLAS.paper_id, ZIPFIT.paper_id], paragraph="Both [1][2].")]
+    )
+    exported = exports.digest_export(digest, [ATLAS, ZIPFIT])
     assert exported.startswith("# Digest of 2 papers in 1 themes")
     assert "## Adapting models" in exported and "Both [1][2]." in exported
     assert "[1] [Knowledge Composition" in exported and "(https://arxiv.org/abs/2407.02880)" in exported
-    sources = support.theme_sources(digest.themes[0].paper_ids, [ATLAS, ZIPFIT])
+    sources = exports.theme_sources(digest.themes[0].paper_ids, [ATLAS, ZIPFIT])
     assert [(s.n, s.paper_id) for s in sources] == [(1, ATLAS.paper_id), (2, ZIPFIT.paper_id)]
 
 
 def test_download_names_are_portable() -> None:
-    assert support.download_name("What is aTLAS? / <b> 2024") == "What-is-aTLAS-b-2024.md"
-    assert support.download_name("???") == "export.md"
+    assert exports.download_name("What is aTLAS? / <b> 2024") == "What-is-aTLAS-b-2024.md"
+    assert exports.download_name("???") == "export.md"
 
 
 # --- the paper list, questions, titles ------------------------------------------------------------
 def test_filter_and_sort_papers() -> None:
     papers = [ZIPFIT, ATLAS]
-    assert support.filter_papers(papers, "task VECTORS") == [ATLAS]
-    assert support.filter_papers(papers, "albert scaling") == [ATLAS]
-    assert support.filter_papers(papers, "zip-fit") == [ZIPFIT]
-    assert support.filter_papers(papers, "  ") == papers
-    assert support.SORT_ORDERS["Title (A–Z)"](papers) == [ATLAS, ZIPFIT]
-    assert support.SORT_ORDERS["Newest first"](papers) == [ZIPFIT, ATLAS]
-    assert support.SORT_ORDERS["Oldest first"](papers) == [ATLAS, ZIPFIT]
-    assert support.SORT_ORDERS["Source file"](papers) == [ATLAS, ZIPFIT]
+    assert collection_view.filter_papers(papers, "task VECTORS") == [ATLAS]
+    assert collection_view.filter_papers(papers, "albert scaling") == [ATLAS]
+    assert collection_view.filter_papers(papers, "zip-fit") == [ZIPFIT]
+    assert collection_view.filter_papers(papers, "  ") == papers
+    assert collection_view.SORT_ORDERS["Title (A–Z)"](papers) == [ATLAS, ZIPFIT]
+    assert collection_view.SORT_ORDERS["Newest first"](papers) == [ZIPFIT, ATLAS]
+    assert collection_view.SORT_ORDERS["Oldest first"](papers) == [ATLAS, ZIPFIT]
+    assert collection_view.SORT_ORDERS["Source file"](papers) == [ATLAS, ZIPFIT]
 
 
 def test_questions_and_titles() -> None:
-    assert ATLAS.title in support.ask_about(ATLAS)
-    assert support.clarified_question("Summarize task vectors", "task vectors", ATLAS.title) == f"Summarize “{ATLAS.title}”"
-    assert support.clarified_question("Summarize it", "", ATLAS.title) == f"Summarize it (I mean “{ATLAS.title}”)"
-    assert support.conversation_title("short question") == "short question"
-    long = support.conversation_title("word " * 40)
+    assert ATLAS.title in app_session.ask_about(ATLAS)
+    assert (
+        app_session.clarified_question("Summarize task vectors", "task vectors", ATLAS.title)
+        == f"Summarize “{ATLAS.title}”"
+    )
+    assert app_session.clarified_question("Summarize it", "", ATLAS.title) == f"Summarize it (I mean “{ATLAS.title}”)"
+    assert app_session.conversation_title("short question") == "short question"
+    long = app_session.conversation_title("word " * 40)
     assert long.endswith("…") and len(long) <= 61
 
 
 def test_plural() -> None:
-    assert [support.plural(n, "paper") for n in (0, 1, 2)] == ["0 papers", "1 paper", "2 papers"]
+    assert [collection_view.plural(n, "paper") for n in (0, 1, 2)] == ["0 papers", "1 paper", "2 papers"]
 
 
 def test_collection_stats() -> None:
-    stats = support.collection_stats([ATLAS, ZIPFIT, ZIPFIT.model_copy(update={"paper_id": "x", "published": None})], chunks=7)
+    stats = collection_view.collection_stats(
+        [ATLAS, ZIPFIT, ZIPFIT.model_copy(update={"paper_id": "x", "published": None})], chunks=7
+    )
     assert (stats.papers, stats.chunks, stats.with_links) == (3, 7, 1)
     assert stats.sources == {"more.jsonl": 2, "aug19.txt": 1}
     assert (stats.first_published, stats.last_published) == (date(2024, 7, 3), date(2024, 10, 24))
@@ -328,9 +363,9 @@ def test_collection_stats() -> None:
 def test_uploads_report_bad_records_and_unreadable_files() -> None:
     good = {"title": ATLAS.title, "abstract": ATLAS.abstract}
     jsonl = f"{json.dumps(good)}\n{{not json\n{json.dumps({'title': 'No abstract'})}\n".encode()
-    read = support.read_uploads([("batch.jsonl", jsonl), ("empty.txt", b""), ("blob.csv", b"\x00\x01")])
+    read = pipeline.read_uploads([("batch.jsonl", jsonl), ("empty.txt", b""), ("blob.csv", b"\x00\x01")])
     assert [paper.title for paper in read.papers] == [ATLAS.title]
-    rows = support.problem_rows(read.problems)
+    rows = collection_view.problem_rows(read.problems)
     assert {row["file"] for row in rows} == {"batch.jsonl", "empty.txt", "blob.csv"}
     assert {"line 2", "line 3"} <= {row["where"] for row in rows}
     assert {"where": "whole file", "file": "empty.txt", "problem": "the file is empty"} in rows
@@ -340,27 +375,31 @@ def test_ingest_uploads_writes_good_papers_with_progress(settings: Settings) -> 
     store = PaperStore(settings)
     calls: list[tuple[int, int]] = []
     payload = json.dumps([{"title": ATLAS.title, "abstract": ATLAS.abstract}, {"title": "Only a title"}]).encode()
-    report = support.ingest_uploads([("papers.json", payload)], store, progress=lambda done, total: calls.append((done, total)))
+    report = pipeline.ingest_uploads(
+        [("papers.json", payload)], store, progress=lambda done, total: calls.append((done, total))
+    )
     assert (report.papers_added, report.total_papers, len(report.problems)) == (1, 1, 1)
     assert calls[0] == (0, report.chunks_written) and calls[-1] == (report.chunks_written, report.chunks_written)
 
-    nothing = support.ingest_uploads([("empty.txt", b"  ")], store)
+    nothing = pipeline.ingest_uploads([("empty.txt", b"  ")], store)
     assert (nothing.papers_added, nothing.total_papers, len(nothing.problems)) == (0, 1, 1)
 
 
-def test_first_start_ingests_the_sample_once(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_start_ingests_the_sample_once(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     small_sample = tmp_path / "sample.jsonl"
     small_sample.write_text(json.dumps({"title": ZIPFIT.title, "abstract": ZIPFIT.abstract}) + "\n")
-    monkeypatch.setattr(support, "SAMPLE_COLLECTION", small_sample)
+    monkeypatch.setattr(pipeline, "SAMPLE_COLLECTION", small_sample)
     store = PaperStore(settings)
     progress: list[tuple[int, int]] = []
-    report = support.ensure_sample(store, progress=lambda done, total: progress.append((done, total)))
+    report = pipeline.ensure_sample(store, progress=lambda done, total: progress.append((done, total)))
     assert report is not None and report.papers_added == 1 and progress[-1][0] == progress[-1][1] > 0
-    assert support.ensure_sample(store) is None
+    assert pipeline.ensure_sample(store) is None
 
 
 def test_paper_map_places_every_paper_in_a_theme(sample_store: PaperStore) -> None:
-    points = support.paper_map(sample_store)
+    points = collection_view.paper_map(sample_store)
     assert len(points) == len(sample_store.paper_index()) == 46
     themes = {point.theme for point in points}
     assert len(themes) >= 2 and all(re.match(r"^\d+\. \S", theme) for theme in themes)

@@ -1,0 +1,161 @@
+"""Markdown that is safe to render: text from abstracts, uploads and models runs no HTML and opens no link.
+
+Titles, abstracts and user messages are shown literally (:func:`literal_markdown`). Model text
+keeps its emphasis and lists (:func:`model_markdown`), and its citations ``[n]`` become links to
+the source cards (:func:`cited_markdown`). Nothing else becomes a link: Streamlit's Markdown turns
+``http://...`` and ``www....`` into anchors even when escaped, so every address in shown text is
+either a paper's own link, shown in full, or inert code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from assistant.citations import PLAIN
+from assistant.features.compare import short_title
+from assistant.schema import Comparison, Paper, Source
+
+# Every ASCII punctuation character CommonMark lets a backslash escape, minus those that
+# only matter next to the others (",", ";", "?", "/", "@", "%", "'", '"'): escaped, a
+# string shows literally whatever it holds — HTML, links, emphasis, Streamlit's
+# ":color[...]" directives, emoji shortcodes, "$" LaTeX.
+_LITERAL_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>&$:~^=])")
+# Model text keeps its emphasis and lists but can open no HTML tag, link, image, directive,
+# shortcode or formula. One character at a time, so it also works on streamed pieces.
+_MODEL_SPECIALS = re.compile(r"([\\<>&\[\]$:])")
+
+
+def literal_markdown(text: str) -> str:
+    """``text`` as Markdown that displays exactly these characters (titles, abstracts, user messages)."""
+    lines = [_LITERAL_SPECIALS.sub(r"\\\1", line.strip()) for line in text.splitlines()]
+    return "  \n".join(lines)
+
+
+def inline_literal(text: str) -> str:
+    """Like :func:`literal_markdown`, on one line (labels, table headers)."""
+    return _LITERAL_SPECIALS.sub(r"\\\1", " ".join(text.split()))
+
+
+def model_markdown(text: str) -> str:
+    """Model text made inert: emphasis and lists stay, HTML, links and directives show as typed."""
+    return _MODEL_SPECIALS.sub(r"\\\1", text)
+
+
+def safe_stream(pieces: Iterable[str]) -> Iterator[str]:
+    """Streamed model text made inert piece by piece, for ``st.write_stream``."""
+    for piece in pieces:
+        yield model_markdown(piece)
+
+
+_SLUG_SAFE = re.compile(r"^[a-z0-9 ]+$")
+
+
+@dataclass(frozen=True)
+class SourceHeading:
+    """The heading of a source card and the anchor Streamlit derives from it (lower-case, spaces to dashes)."""
+
+    text: str
+    anchor: str
+
+
+def source_heading(n: int, scope: str) -> SourceHeading:
+    """``Source 2 of reply 3``: a heading whose anchor is predictable, so ``[2]`` can link to it.
+
+    Streamlit gives each Markdown heading an id slugged from its text; with only ASCII
+    letters, digits and spaces that slug is the text lower-cased with dashes for spaces.
+    """
+    if not _SLUG_SAFE.match(scope):
+        raise ValueError(f"a source scope is lower-case letters, digits and spaces, got {scope!r}")
+    text = f"Source {n} of {scope}"
+    return SourceHeading(text=text, anchor=text.lower().replace(" ", "-"))
+
+
+def _linked_citations(text: str, numbers: set[int], scope: str) -> str:
+    """Inert ``text`` whose ``[n]`` for known sources link to their cards."""
+    parts = []
+    position = 0
+    for match in PLAIN.finditer(text):
+        parts.append(model_markdown(text[position : match.start()]))
+        n = int(match.group(1))
+        if n in numbers:
+            parts.append(f"[\\[{n}\\]](#{source_heading(n, scope).anchor})")
+        else:
+            parts.append(model_markdown(match.group(0)))
+        position = match.end()
+    parts.append(model_markdown(text[position:]))
+    return "".join(parts)
+
+
+FLAG = "⚠"
+
+
+def cited_markdown(text: str, sources: Sequence[Source], scope: str, unsupported: Sequence[str] = ()) -> str:
+    """Model text as safe Markdown: citations link to source cards, unsupported sentences are marked.
+
+    A sentence the support check could not ground is shown on an orange background after
+    a warning sign; one that cannot be found verbatim (rewritten since) is left as is —
+    the page lists it separately.
+    """
+    numbers = {source.n for source in sources}
+    spans: list[tuple[int, int]] = []
+    for sentence in unsupported:
+        start = text.find(sentence) if sentence.strip() else -1
+        if start >= 0 and not any(start < end and start + len(sentence) > begin for begin, end in spans):
+            spans.append((start, start + len(sentence)))
+    parts = []
+    position = 0
+    for start, end in sorted(spans):
+        parts.append(_linked_citations(text[position:start], numbers, scope))
+        flagged = _linked_citations(" ".join(text[start:end].split()), numbers, scope)
+        parts.append(f":orange-background[{FLAG} {flagged}]")
+        position = end
+    parts.append(_linked_citations(text[position:], numbers, scope))
+    return "".join(parts)
+
+
+def unmarked_unsupported(text: str, unsupported: Sequence[str]) -> list[str]:
+    """Flagged sentences that :func:`cited_markdown` could not mark inside ``text``."""
+    return [sentence for sentence in unsupported if sentence.strip() and sentence not in text]
+
+
+# --- comparisons ---------------------------------------------------------------------------
+def comparison_rows(comparison: Comparison, scope: str) -> list[dict[str, str]]:
+    """The comparison as table rows of safe Markdown: one row per aspect, a column per paper."""
+    sources = [
+        Source(n=n, paper_id=p.paper_id, title=p.title, text="") for n, p in enumerate(comparison.papers, start=1)
+    ]
+    headers = [f"\\[{n}\\] {inline_literal(short_title(p.title))}" for n, p in enumerate(comparison.papers, start=1)]
+    rows = []
+    for aspect in comparison.aspects:
+        row = {"Aspect": f"**{inline_literal(aspect.aspect)}**"}
+        for header, paper in zip(headers, comparison.papers, strict=True):
+            cell = " ".join(aspect.cells.get(paper.paper_id, "not stated in the abstract").split())
+            row[header] = cited_markdown(cell, sources, scope)
+        rows.append(row)
+    return rows
+
+
+def paper_details(paper: Paper) -> str:
+    """Authors, date, id and link of a paper as one safe Markdown line."""
+    parts = []
+    if paper.authors:
+        shown = ", ".join(paper.authors[:6]) + (f" and {len(paper.authors) - 6} more" if len(paper.authors) > 6 else "")
+        parts.append(inline_literal(shown))
+    if paper.published:
+        parts.append(paper.published.isoformat())
+    parts.append(f"`{paper.paper_id.replace('`', '')}`")
+    if paper.link:
+        parts.append(link_markdown(paper.link, "arXiv" if "arxiv.org" in paper.link else "link"))
+    return " · ".join(parts)
+
+
+_SAFE_URL = re.compile(r"^https?://[^\s()<>]+$")
+
+
+def link_markdown(url: str, label: str) -> str:
+    """A Markdown link for an http(s) URL; anything else (javascript:, spaces) is shown as text."""
+    if _SAFE_URL.match(url):
+        return f"[{inline_literal(label)} ↗]({url})"
+    return inline_literal(url)

@@ -1,0 +1,129 @@
+"""Citation markers ``[n]``: the one grammar, and everything done with them.
+
+Models write citations in many shapes: ``[1]``, ``[1, 2]``, ``[1-3]``, ``[Source 2]``,
+``[S1]``, ``[1][2]``. :data:`MARKER` reads all of them; :func:`validate` rewrites them as
+plain ``[n]`` for sources that exist, so everything downstream (the support check, the
+app's links to source cards, exports, conversations) only ever meets :data:`PLAIN`.
+
+A range names every source in it (``[1-3]`` is 1, 2 and 3) unless it is longer than
+:data:`MAX_RANGE`, which is a typo or a made-up span: then only its two ends count.
+
+:func:`settle` decides which markers a sentence keeps once the support check has said
+which sources ground it on their own; it is pure, the check itself lives in
+:mod:`assistant.grounding`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from assistant.schema import Citation, PaperRef, Source
+
+_LABEL = r"(?:(?:sources?|s)\s*)?"
+MARKER = re.compile(rf"\[\s*{_LABEL}(\d+(?:\s*(?:,|;|–|-|and)\s*{_LABEL}\d+)*)\s*\]", re.IGNORECASE)
+"""Any citation marker a model writes; group 1 holds its numbers."""
+PLAIN = re.compile(r"\[(\d+)\]")
+"""A marker as :func:`validate` writes it: one number in brackets."""
+MAX_RANGE = 20
+_SPAN = re.compile(r"(\d+)\s*[–-]\s*(\d+)|(\d+)")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]+([.,;:!?])")
+
+
+def numbers_in_marker(group: str) -> list[int]:
+    """The source numbers of one marker's inside ("1-3, 5" -> [1, 2, 3, 5]), in order, each once."""
+    numbers: list[int] = []
+    for first, last, single in _SPAN.findall(group):
+        if single:
+            numbers.append(int(single))
+        elif 0 < int(last) - int(first) <= MAX_RANGE:
+            numbers.extend(range(int(first), int(last) + 1))
+        else:
+            numbers.extend((int(first), int(last)))
+    return list(dict.fromkeys(numbers))
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Every source number ``text`` cites, in order of first appearance."""
+    numbers: list[int] = []
+    for match in MARKER.finditer(text):
+        numbers.extend(numbers_in_marker(match.group(1)))
+    return list(dict.fromkeys(numbers))
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without citation markers (and the space before each)."""
+    return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", re.sub(rf"\s?{MARKER.pattern}", "", text, flags=re.IGNORECASE))
+
+
+def validate(text: str, sources: Sequence[Source]) -> tuple[str, list[Citation]]:
+    """``text`` with every marker rewritten as ``[n]`` for real sources only, and those citations.
+
+    A marker naming no source (``[7]`` with five sources) is removed rather than kept as a
+    dangling promise. Citations come in order of first appearance, which is the order a
+    reader meets them (and what "the second one" refers to in a follow-up).
+    """
+    by_number = {source.n: source for source in sources}
+    cited: dict[int, Citation] = {}
+
+    def rewrite(match: re.Match[str]) -> str:
+        valid = sorted(n for n in numbers_in_marker(match.group(1)) if n in by_number)
+        for n in valid:
+            source = by_number[n]
+            cited.setdefault(n, Citation(n=n, paper_id=source.paper_id, title=source.title, url=source.link))
+        if not valid:
+            return ""
+        return (" " if match.group(0).startswith(" ") else "") + "".join(f"[{n}]" for n in valid)
+
+    cleaned = re.sub(rf"\s?{MARKER.pattern}", rewrite, text, flags=re.IGNORECASE)
+    return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", cleaned).strip(), list(cited.values())
+
+
+def renumber(text: str, mapping: Mapping[int, int]) -> str:
+    """``text`` whose plain markers ``[n]`` become ``[mapping[n]]``; numbers not in ``mapping`` are dropped."""
+
+    def replace(match: re.Match[str]) -> str:
+        new = mapping.get(int(match.group(1)))
+        return f"[{new}]" if new is not None else ""
+
+    return PLAIN.sub(replace, text)
+
+
+def insert(text: str, *numbers: int) -> str:
+    """``text`` with ``[n]`` markers before its closing punctuation, where a citation belongs."""
+    body = text.rstrip()
+    markers = "".join(f"[{n}]" for n in numbers)
+    if not markers:
+        return body
+    end = body[-1] if body and body[-1] in ".!?" else ""
+    return f"{body.rstrip('.!?').rstrip()} {markers}{end}" if end else f"{body} {markers}"
+
+
+def papers_cited(citations: Sequence[Citation]) -> list[PaperRef]:
+    """The distinct papers of ``citations``, in citation order."""
+    seen: dict[str, PaperRef] = {}
+    for citation in citations:
+        seen.setdefault(citation.paper_id, PaperRef(paper_id=citation.paper_id, title=citation.title))
+    return list(seen.values())
+
+
+def cited_sources(text: str, sources: Sequence[Source]) -> list[Source]:
+    """The sources ``text`` cites; all of them when it cites none (a summary is of its one source)."""
+    cited = set(cited_numbers(text))
+    return [source for source in sources if source.n in cited] or list(sources)
+
+
+def settle(sentence: str, cited: Sequence[int], grounding: Mapping[int, float]) -> str | None:
+    """The sentence re-cited to the sources that ground it on their own, or None to leave it as written.
+
+    ``grounding`` maps each source that supports the sentence by itself to its score. An
+    uncited sentence gets its best such source; a sentence citing several keeps those that
+    ground it (all of them when none does alone: the joint check then judges it as written).
+    """
+    if not cited and grounding:
+        keep = [max(grounding, key=grounding.__getitem__)]
+    else:
+        keep = [n for n in cited if n in grounding]
+    if not keep or list(keep) == list(cited):
+        return None
+    return insert(strip_markers(sentence).strip().lstrip(":;,-– ").strip(), *keep)

@@ -1,0 +1,239 @@
+"""Side-by-side comparison of 2-4 papers: an aligned, cited table and a short narrative.
+
+A small model cannot fill a whole table reliably in one go, so every cell is its own
+short question about one whole abstract ("What problem does this paper address?"). A
+cell the model leaves empty, or that the abstract does not support, is filled with the
+abstract sentence closest to the aspect, or "not stated in the abstract". Every cell
+cites its paper as [n]. Of the narrative only the sentences the abstracts support and
+that cite a paper are kept; when those no longer compare two papers, the narrative is
+rebuilt from the papers' own words.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from collections.abc import Generator, Sequence
+
+from assistant.citations import insert, strip_markers
+from assistant.embeddings import EmbedFunction
+from assistant.errors import InvalidInput
+from assistant.extracts import ASPECTS, AspectSentences
+from assistant.grounding import check_support, grounded_sentences, says_not_covered, strip_echoed_prompt
+from assistant.llm import LLMBackend
+from assistant.prompts import fence_sources, load_prompt
+from assistant.schema import Comparison, ComparisonAspect, Paper, PaperRef, Source, Usage
+from assistant.settings import Settings
+from assistant.streaming import Streamed
+from assistant.text import RESEARCH_WORDS, STOPWORDS, split_sentences, word_count
+
+MIN_PAPERS = 2
+MAX_PAPERS = 4
+NOT_STATED = "not stated in the abstract"
+CELL_MAX_TOKENS = 60
+CELL_MAX_WORDS = 45
+NARRATIVE_MAX_TOKENS = 180
+
+
+_ANSWER_LABEL = re.compile(r"^\s*(?:answer|a)\s*:\s*", re.IGNORECASE)
+# "not stated", "None.", or a sentence saying the abstract leaves it open: the model found nothing.
+_NOT_STATED_REPLY = re.compile(
+    r"^\W*(?:not\s+stated|not\s+mentioned|none|n/?a|unknown)\b"
+    r"|\b(?:is|are|was|were)\s+not\s+(?:specified|stated|mentioned|provided|given|described|reported|discussed|clear)\b",
+    re.IGNORECASE,
+)
+
+
+def check_paper_count(papers: Sequence[Paper]) -> None:
+    distinct = {paper.paper_id for paper in papers}
+    if len(distinct) != len(papers):
+        raise InvalidInput("a comparison needs different papers: the same paper was given twice")
+    if not MIN_PAPERS <= len(papers) <= MAX_PAPERS:
+        raise InvalidInput(f"a comparison takes {MIN_PAPERS} to {MAX_PAPERS} papers, got {len(papers)}")
+
+
+def _clean_cell(reply: str) -> str:
+    """The first sentence of a reply, without labels or citation markers, at most CELL_MAX_WORDS."""
+    line = next((line for line in strip_echoed_prompt(reply).splitlines() if line.strip()), "")
+    line = strip_markers(_ANSWER_LABEL.sub("", line)).strip().strip("*").strip()
+    if not line or _NOT_STATED_REPLY.search(line) or says_not_covered(line, has_citations=False):
+        return ""
+    sentences = split_sentences(line)
+    first = sentences[0] if sentences else line
+    words = first.split()
+    return first if len(words) <= CELL_MAX_WORDS else " ".join(words[:CELL_MAX_WORDS]).rstrip(",;:") + "…"
+
+
+def _grounded_claim(cell: str, paper: Paper, embedder: EmbedFunction) -> bool:
+    """The cell says something (not only "the abstract does not say") and the abstract supports all of it."""
+    report = check_support(cell, [paper.abstract], embedder)
+    return not report.unsupported and any(verdict.kind == "claim" for verdict in report.sentences)
+
+
+_GENERIC = STOPWORDS | RESEARCH_WORDS
+
+
+def _two_word_terms(abstract: str) -> Counter[str]:
+    """Two-word terms ("task vectors", "parameter blocks") with their counts, function words excluded."""
+    words = re.findall(r"[a-z][a-z0-9\-]+", abstract.lower())
+    return Counter(
+        f"{first} {second}"
+        for first, second in itertools.pairwise(words)
+        # "edit pre-trained" is a verb and an adjective, not a term: terms end in a noun.
+        if not {first, second} & _GENERIC and not second.endswith("ed")
+    )
+
+
+def _ranked(terms: set[str], counts: Sequence[Counter[str]], limit: int) -> list[str]:
+    return sorted(terms, key=lambda term: (-sum(count[term] for count in counts), term))[:limit]
+
+
+def short_title(title: str) -> str:
+    """The name before a colon ("ZIP-FIT: ..."), else the first six words."""
+    head = title.split(":", 1)[0].strip()
+    if head != title.strip() and word_count(head) <= 6:
+        return head
+    words = title.split()
+    return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
+
+
+def table_narrative(papers: Sequence[Paper], aspects: Sequence[ComparisonAspect]) -> str:
+    """A narrative made of the papers' own words, for when the model's is not grounded.
+
+    Common ground is the two-word terms every abstract uses; differences are each paper's
+    most frequent terms that no other abstract uses, or else the table's approach row.
+    """
+    counts = [_two_word_terms(paper.abstract) for paper in papers]
+    sentences = []
+    shared = _ranked(set.intersection(*(set(count) for count in counts)), counts, 3)
+    if shared:
+        everyone = "both" if len(papers) == 2 else "all of them"
+        cited_all = "".join(f"[{n}]" for n in range(1, len(papers) + 1))
+        sentences.append(f"Common ground: {everyone} deal with {' and '.join(shared)} {cited_all}.")
+    distinct = []
+    for index, (paper, count) in enumerate(zip(papers, counts, strict=True)):
+        others = set().union(*(set(other) for i, other in enumerate(counts) if i != index))
+        own = _ranked({term for term in count if term not in others and count[term] > 1}, [count], 2)
+        if own:
+            distinct.append(f"{short_title(paper.title)} [{index + 1}] centres on {' and '.join(own)}")
+    if len(distinct) == len(papers):
+        sentences.append("Where they differ: " + "; ".join(distinct) + ".")
+    else:
+        approach = next(aspect for aspect in aspects if aspect.aspect == "Approach")
+        sentences.append(
+            "They differ in approach: "
+            + " ".join(f"{short_title(p.title)}: {approach.cells[p.paper_id]}" for p in papers)
+        )
+    return " ".join(sentences)
+
+
+def _cell_markdown(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def table_markdown(papers: Sequence[PaperRef], aspects: Sequence[ComparisonAspect]) -> str:
+    """The table alone: one row per aspect, one column per paper, headed by its short title and [n]."""
+    header = " | ".join(f"{_cell_markdown(short_title(p.title))} [{n}]" for n, p in enumerate(papers, start=1))
+    lines = [f"| Aspect | {header} |", "|---" * (len(papers) + 1) + "|"]
+    for aspect in aspects:
+        cells = " | ".join(_cell_markdown(aspect.cells.get(p.paper_id, NOT_STATED)) for p in papers)
+        lines.append(f"| **{aspect.aspect}** | {cells} |")
+    return "\n".join(lines)
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    """The table, then the narrative; the papers' full titles are its sources [n]."""
+    return f"{table_markdown(comparison.papers, comparison.aspects)}\n\n{comparison.narrative}"
+
+
+def comparison_sources(papers: Sequence[Paper]) -> list[Source]:
+    """Each paper's whole abstract as source [n], in the order given: what the cells cite."""
+    return [Source.of(n, paper) for n, paper in enumerate(papers, start=1)]
+
+
+def _comparison_steps(
+    papers: Sequence[Paper], *, backend: LLMBackend, settings: Settings, embedder: EmbedFunction
+) -> Generator[str, None, Comparison]:
+    sources = comparison_sources(papers)
+    cell_prompt = load_prompt("compare_cell", directory=settings.prompts.prompts_dir)
+    extractor = AspectSentences(embedder)
+    usage = Usage()
+    cells: dict[str, dict[str, str]] = {aspect.name: {} for aspect in ASPECTS}
+    quoted = 0
+    # Paper by paper, so a local model reuses the abstract's prefix from one question to the next.
+    for source, paper in zip(sources, papers, strict=True):
+        fenced = fence_sources([(source.n, paper.title, paper.abstract)])
+        used: set[str] = set()
+        for aspect in ASPECTS:
+            if aspect.cue_required and not aspect.cue.search(paper.abstract):
+                # Nothing in the abstract speaks to it: whatever a model wrote would be invented.
+                cells[aspect.name][paper.paper_id] = NOT_STATED
+                continue
+            completion = backend.generate(
+                cell_prompt.render(source=fenced, question=aspect.question),
+                max_tokens=CELL_MAX_TOKENS,
+                temperature=settings.llm.temperature,
+            ).result
+            text = _clean_cell(completion.text)
+            usage = usage + completion.usage
+            # A small model often gives every aspect the same sentence: one row's worth is enough.
+            repeated = text.casefold() in {cell.casefold() for cell in used}
+            if text and (repeated or not _grounded_claim(text, paper, embedder)):
+                text = ""
+            if text:
+                used.add(text)
+            else:
+                quoted += 1
+                text = extractor.best(paper.abstract, aspect, used)
+            cells[aspect.name][paper.paper_id] = insert(text, source.n) if text else NOT_STATED
+    aspects = [ComparisonAspect(aspect=name, cells=by_paper) for name, by_paper in cells.items()]
+    refs = [PaperRef(paper_id=paper.paper_id, title=paper.title) for paper in papers]
+    notices = []
+    if quoted:
+        notices.append(
+            f"{quoted} of {len(ASPECTS) * len(papers)} cells quote the abstract (or say it is not stated) "
+            "because the model's answer was missing or not grounded."
+        )
+    yield table_markdown(refs, aspects) + "\n\n"
+
+    notes = fence_sources(
+        [
+            (source.n, paper.title, "\n".join(f"{a.aspect}: {strip_markers(a.cells[paper.paper_id])}" for a in aspects))
+            for source, paper in zip(sources, papers, strict=True)
+        ]
+    )
+    completion = yield from backend.generate(
+        load_prompt("narrative", directory=settings.prompts.prompts_dir).render(sources=notes),
+        max_tokens=min(settings.llm.max_answer_tokens, NARRATIVE_MAX_TOKENS),
+        temperature=settings.llm.temperature,
+    ).relay()
+    usage = usage + completion.usage
+    kept, dropped = grounded_sentences(completion.text, sources, embedder)
+    narrative = " ".join(kept)
+    if len(set(re.findall(r"\[(\d+)\]", narrative))) < 2:
+        narrative = table_narrative(papers, aspects)
+        notices.append(
+            "The model's narrative did not compare the papers from their abstracts, so it was rebuilt from the table."
+        )
+    elif dropped:
+        notices.append(f"{dropped} sentence(s) of the model's narrative were left out: not grounded in the abstracts.")
+    return Comparison(
+        papers=refs,
+        aspects=aspects,
+        narrative=narrative,
+        notices=notices,
+        model=completion.model,
+        usage=usage,
+    )
+
+
+def stream_comparison(
+    papers: Sequence[Paper], *, backend: LLMBackend, settings: Settings, embedder: EmbedFunction
+) -> Streamed[Comparison]:
+    """Compare 2-4 papers on problem, approach, data/benchmarks, key results and limitations.
+
+    The table arrives as one piece, then the narrative as the model writes it.
+    """
+    check_paper_count(papers)
+    return Streamed(_comparison_steps(list(papers), backend=backend, settings=settings, embedder=embedder))
