@@ -428,9 +428,3 @@ class PaperStore:
         if orphans:
             self._bump_revision()
         return len(orphans)
-
-    @_explained("delete papers from")
-    def delete_papers(self, paper_ids: Sequence[str]) -> None:
-        if paper_ids:
-            self._collection.delete(where={"paper_id": {"$in": list(paper_ids)}})
-            self._bump_revision()

@@ -18,11 +18,3 @@ def encoding() -> tiktoken.Encoding:
 
 def count_tokens(text: str) -> int:
     return len(encoding().encode(text, disallowed_special=()))
-
-
-def truncate_tokens(text: str, limit: int) -> str:
-    """The longest prefix of ``text`` that fits in ``limit`` tokens."""
-    ids = encoding().encode(text, disallowed_special=())
-    if len(ids) <= limit:
-        return text
-    return encoding().decode(ids[:limit])
