@@ -8,15 +8,15 @@ loses at most the group in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from assistant.models import IngestReport, Paper, ReadResult
 from assistant.settings import Settings
-from assistant.store import INGEST_LOCK_FILE, PaperStore, StoreUnavailable
+from assistant.store import INGEST_LOCK_FILE, PaperStore, StoreUnavailable, cannot_write, lock_file_error
 from ingestion.chunking import chunk_paper
 from ingestion.errors import IngestionError
 from ingestion.normalize import deduplicate
@@ -39,7 +39,13 @@ def read_sources(paths: Iterable[Path | str]) -> ReadResult:
 
 
 def ingest_lock(settings: Settings, timeout_s: float = 60.0) -> AbstractContextManager[object]:
-    """Serialise writers of one embedded store: Chroma's on-disk store is not safe for two writing processes."""
+    """Serialise writers of one embedded store: Chroma's on-disk store is not safe for two writing processes.
+
+    Entering raises filelock's Timeout when another writer held the lock for ``timeout_s``, and
+    StoreUnavailable ("cannot write to DIR") at once when the lock file cannot be created at all
+    (a read-only or foreign folder, ``/proc``, a directory in the lock file's place): that is no
+    writer to wait for, and no ingest could write there anyway.
+    """
     if settings.chroma_url_str:
         return nullcontext()
     store_dir = settings.resolved_store_dir
@@ -47,7 +53,27 @@ def ingest_lock(settings: Settings, timeout_s: float = 60.0) -> AbstractContextM
         store_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the store folder {store_dir}: {exc.strerror}") from exc
-    return FileLock(str(store_dir / INGEST_LOCK_FILE), timeout=timeout_s)
+    return _held(store_dir, timeout_s)
+
+
+@contextmanager
+def _held(store_dir: Path, timeout_s: float) -> Iterator[FileLock]:
+    lock_path = store_dir / INGEST_LOCK_FILE
+    hint = "Check that the folder is writable and has free space, or set ASSISTANT_STORE_DIR."
+    error = lock_file_error(lock_path)
+    if error is not None:
+        raise cannot_write(store_dir, INGEST_LOCK_FILE, error, hint) from error
+    lock = FileLock(str(lock_path), timeout=timeout_s)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise
+    except OSError as exc:  # created a moment ago, but the filesystem cannot lock it
+        raise cannot_write(store_dir, INGEST_LOCK_FILE, exc, hint) from exc
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def ingest_papers(
