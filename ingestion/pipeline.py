@@ -1,9 +1,12 @@
-"""Read -> deduplicate -> chunk -> embed -> write, idempotently.
+"""Read -> merge duplicates (with what is stored) -> chunk -> embed -> write, idempotently.
 
+Records of one paper are merged by the rules of :mod:`ingestion.duplicates`, and the papers
+already in the store take part as records read before this run: so ``ingest a b`` leaves the
+store as ``ingest a`` then ``ingest b`` does, and re-ingesting what was ingested changes nothing.
 Unchanged papers (same content hash) are neither re-embedded nor rewritten; a changed
-paper's old chunks are replaced; an interrupted earlier ingest is cleaned up first.
-Papers are embedded and written in groups so that progress is visible and a kill
-loses at most the group in flight.
+paper's old chunks are replaced (also when it gains an arXiv id and so changes its id); an
+interrupted earlier ingest is cleaned up first. Papers are embedded and written in groups so
+that progress is visible and a kill loses at most the group in flight.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from filelock import FileLock, Timeout
+from pydantic import Field
 
-from assistant.models import IngestReport, Paper, ReadResult
+from assistant.models import IngestReport, Paper, PaperStats, ReadResult
 from assistant.settings import Settings
 from assistant.store import INGEST_LOCK_FILE, PaperStore, StoreUnavailable, cannot_write, lock_file_error
 from ingestion.chunking import chunk_paper
 from ingestion.errors import IngestionError
-from ingestion.normalize import deduplicate
-from ingestion.readers import read_path
+from ingestion.duplicates import Merged, Merger, ReadRecords, Replacement, cap_problems, locations_of
+from ingestion.readers import MAX_PROBLEMS_PER_FILE, read_path
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (chunks embedded and written so far, chunks to write in all)."""
@@ -28,14 +32,39 @@ ProgressCallback = Callable[[int, int], None]
 PAPERS_PER_GROUP = 256
 
 
-def read_sources(paths: Iterable[Path | str]) -> ReadResult:
+class IngestSummary(IngestReport):
+    """The IngestReport, plus what became of records that repeated a paper (fields are only ever added).
+
+    (These fields belong in assistant.models.IngestReport; they live here until that module is next edited.)
+    """
+
+    duplicates_merged: int = Field(
+        default=0, description="Records that only repeated a paper read before them, merged without losing anything"
+    )
+    replaced: list[Replacement] = Field(
+        default_factory=list, description="Stored papers this ingest replaced with a differing record: which source replaced which"
+    )
+
+
+def read_sources(paths: Iterable[Path | str]) -> ReadRecords:
     """Read every path; a file that cannot be read at all raises IngestionError before anything is written."""
-    combined = ReadResult()
+    combined = ReadRecords()
     for path in paths:
         result = read_path(path)
         combined.papers.extend(result.papers)
+        combined.locations.extend(locations_of(result))
         combined.problems.extend(result.problems)
+        combined.duplicates_merged += getattr(result, "duplicates_merged", 0)
     return combined
+
+
+def merge_with_store(read: ReadResult, stored: Sequence[PaperStats]) -> Merged:
+    """The papers of ``read`` merged with each other and with the ``stored`` ones, read before them."""
+    merger = Merger()
+    merger.add_stored(stats.paper for stats in stored)
+    for paper, location in zip(read.papers, locations_of(read), strict=True):
+        merger.add(paper, location)
+    return merger.result()
 
 
 def ingest_lock(settings: Settings, timeout_s: float = 60.0) -> AbstractContextManager[object]:
@@ -82,21 +111,34 @@ def ingest_papers(
     store: PaperStore,
     progress: ProgressCallback | None = None,
     lock_timeout_s: float = 60.0,
-) -> IngestReport:
+) -> IngestSummary:
     """Write the papers of ``read`` into ``store``; the report lists what changed and every problem."""
-    papers = deduplicate(read.papers)
-    report = IngestReport(problems=list(read.problems))
+    report = IngestSummary(problems=list(read.problems), duplicates_merged=getattr(read, "duplicates_merged", 0))
     try:
         with ingest_lock(store.settings, lock_timeout_s):
             store.remove_incomplete_papers()
-            stored = store.paper_index()
-            added = [p for p in papers if p.paper_id not in stored]
-            updated = [p for p in papers if p.paper_id in stored and stored[p.paper_id][0] != p.content_hash]
+            stored = store.list_papers()
+            merged = merge_with_store(read, stored)
+            stored_hashes = {stats.paper.paper_id: stats.paper.content_hash for stats in stored}
+            papers_now = set(stored_hashes)
+            added: list[Paper] = []
+            updated: list[Paper] = []
+            replaces: dict[str, list[str]] = {}
+            for paper, stored_ids in zip(merged.papers, merged.stored_ids, strict=True):
+                if stored_ids == [paper.paper_id] and stored_hashes[paper.paper_id] == paper.content_hash:
+                    report.papers_unchanged += 1
+                    continue
+                (updated if stored_ids else added).append(paper)
+                replaces[paper.paper_id] = stored_ids
+                papers_now.difference_update(stored_ids)
+                papers_now.add(paper.paper_id)
             report.papers_added = len(added)
             report.papers_updated = len(updated)
-            report.papers_unchanged = len(papers) - len(added) - len(updated)
-            report.chunks_written = _embed_and_write(added + updated, {p.paper_id for p in updated}, store, progress)
-            report.total_papers = len(stored) + len(added)
+            report.problems.extend(cap_problems(merged.problems, MAX_PROBLEMS_PER_FILE))
+            report.duplicates_merged += merged.duplicates_merged
+            report.replaced = merged.replaced
+            report.chunks_written = _embed_and_write(added + updated, replaces, store, progress)
+            report.total_papers = len(papers_now)
     except Timeout as exc:
         raise StoreUnavailable(
             f"another ingest is writing to {store.settings.resolved_store_dir} (waited {lock_timeout_s:.0f} s for "
@@ -106,8 +148,9 @@ def ingest_papers(
 
 
 def _embed_and_write(
-    papers: Sequence[Paper], replaced: set[str], store: PaperStore, progress: ProgressCallback | None
+    papers: Sequence[Paper], replaces: dict[str, list[str]], store: PaperStore, progress: ProgressCallback | None
 ) -> int:
+    """Embed and write ``papers``; ``replaces[paper_id]`` are the stored papers each one replaces."""
     settings = store.settings
     chunked = [(paper, chunk_paper(paper, settings.chunk_tokens, settings.chunk_overlap_tokens)) for paper in papers]
     total = sum(len(chunks) for _, chunks in chunked)
@@ -119,7 +162,7 @@ def _embed_and_write(
         texts = [chunk.embedding_text for _, chunks in group for chunk in chunks]
         vectors = iter(store.embedder(texts))
         rows = [(paper, chunks, [next(vectors) for _ in chunks]) for paper, chunks in group]
-        done += store.write_papers(rows, replace=[paper.paper_id for paper, _ in group if paper.paper_id in replaced])
+        done += store.write_papers(rows, replace=[old for paper, _ in group for old in replaces.get(paper.paper_id, [])])
         if progress is not None:
             progress(done, total)
     return done
@@ -130,7 +173,7 @@ def ingest_paths(
     *,
     store: PaperStore,
     progress: ProgressCallback | None = None,
-) -> IngestReport:
+) -> IngestSummary:
     """Read files or folders and ingest them; a source with no valid record is an IngestionError."""
     read = read_sources(paths)
     if not read.papers:
