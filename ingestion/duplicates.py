@@ -20,8 +20,13 @@ in the order given (a folder's files sorted by name), records in file order, the
 the run. A title or abstract is only replaced by a *different* text: the same text spelled
 otherwise (case, spacing, punctuation, "long- context") or cut off (the beginning of the kept
 abstract) changes nothing, so copies of one paper merge the same way in any order, and
-re-ingesting what was ingested changes nothing. A field a record lacks never erases one
-(authors, date, link, arXiv id).
+re-ingesting what was ingested changes nothing; a record whose abstract does replace the kept one
+brings its own spelling of the title along. A field a record lacks never erases one (authors,
+date, link, arXiv id); a paper that gains an arXiv id takes it as its id.
+
+Why "read last" and not "the richer copy": a later file is usually the correction, and a rule
+by length could never let a shortened, corrected abstract replace the stored one; by reading
+order, the user decides, and is told about every record that lost.
 
 **Nothing is dropped silently.** A record with a title, abstract, authors, date or link that is
 not kept is reported as a problem at its file and line, naming the record whose value was kept:
