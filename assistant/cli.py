@@ -185,7 +185,6 @@ def _open_store(settings: Settings) -> Any:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.schema import ReadResult
     from ingestion.hf_feed import fetch_daily_papers
     from ingestion.pipeline import ingest_papers, read_sources
 
@@ -197,7 +196,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         fetched = fetch_daily_papers(
             day, base_url=str(settings.ingest.hf_daily_papers_url), timeout_s=settings.ingest.http_timeout_s
         )
-        read = ReadResult(papers=read.papers + fetched.papers, problems=read.problems + fetched.problems)
+        read.extend(fetched)
     if not read.papers:
         raise InvalidInput("no valid paper to ingest" + _problem_lines(read.problems))
     store = _open_store(settings)

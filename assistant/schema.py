@@ -78,17 +78,51 @@ class Problem(BaseModel):
 
 
 class ReadResult(BaseModel):
+    """Papers read from files or a feed, the records that could not be read, and where each paper was read."""
+
     papers: list[Paper] = Field(default_factory=list)
     problems: list[Problem] = Field(default_factory=list)
+    locations: list[str] = Field(
+        default_factory=list, description="Line, record or row of each paper in its source ('' when unknown)"
+    )
+    duplicates_merged: int = Field(default=0, description="Records that only repeated a paper, merged into it")
+
+    def extend(self, other: ReadResult) -> None:
+        """Add another read's papers (with where each was read), problems and merge count."""
+        self.papers.extend(other.papers)
+        self.locations.extend(
+            other.locations if len(other.locations) == len(other.papers) else [""] * len(other.papers)
+        )
+        self.problems.extend(other.problems)
+        self.duplicates_merged += other.duplicates_merged
+
+
+class Replacement(BaseModel):
+    """A stored paper whose text or metadata an ingest replaced: which source replaced which."""
+
+    paper_id: str
+    title: str
+    source: str = Field(description="File (and line) read now, whose record is kept")
+    replaced_source: str = Field(description="File the stored copy was read from")
+    fields: list[str] = Field(description="What differed: title, abstract, authors, date, link")
 
 
 class IngestReport(BaseModel):
+    """What an ingest did; ``ingest --json`` prints it (fields are only ever added)."""
+
     papers_added: int = 0
     papers_updated: int = 0
     papers_unchanged: int = 0
     chunks_written: int = 0
     total_papers: int = 0
     problems: list[Problem] = Field(default_factory=list)
+    duplicates_merged: int = Field(
+        default=0, description="Records that only repeated a paper read before them, merged without losing anything"
+    )
+    replaced: list[Replacement] = Field(
+        default_factory=list,
+        description="Stored papers this ingest replaced with a differing record: which source replaced which",
+    )
 
 
 class PaperStats(BaseModel):

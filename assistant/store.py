@@ -9,12 +9,15 @@ leftover chunks are removed before the next write.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -40,6 +43,9 @@ INGEST_LOCK_FILE = ".ingest.lock"
 # Every process opening an embedded store takes this one for the few milliseconds opening lasts.
 OPEN_LOCK_FILE = ".open.lock"
 OPEN_LOCK_TIMEOUT_S = 120.0
+_LOCK_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# A store folder that refuses the lock file for these reasons cannot be written by this process at all.
+_NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 # Deleting this id (never a chunk id: those are "paper_id:n") is a write that changes nothing.
 _CATCH_UP_ID = "__catch-up__"
 
@@ -70,6 +76,30 @@ def _explained(action: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+def lock_file_error(path: Path) -> OSError | None:
+    """Why the lock file ``path`` cannot be created or opened for writing; None when it can.
+
+    Asked before taking a lock, because filelock cannot tell the two apart: where the file cannot
+    be created (``/proc``, a read-only or foreign folder, a folder where the lock file's name is
+    taken by a directory) it retries until its timeout, as if another process held the lock.
+    The file is created if missing (as filelock would), never truncated, and a symlink is refused.
+    """
+    try:
+        descriptor = os.open(path, _LOCK_OPEN_FLAGS, 0o666)
+    except OSError as exc:
+        return exc
+    os.close(descriptor)
+    return None
+
+
+def cannot_write(store_dir: Path, lock_name: str, error: OSError, hint: str) -> StoreUnavailable:
+    """The error for a store folder where the lock file ``lock_name`` cannot be created."""
+    reason = error.strerror or _reason(error)
+    return StoreUnavailable(
+        f"cannot write to {store_dir}: could not create the lock file {lock_name} ({reason}). {hint}"
+    )
 
 
 def _paper_metadata(paper: Paper, chunk: Chunk, n_chunks: int) -> dict[str, Any]:
@@ -137,6 +167,11 @@ class PaperStore:
 
         Two processes opening a new store at once both run Chroma's schema migrations and both
         create the collection, and one of them fails ("table collections already exists").
+
+        A lock file that cannot be created is not a lock held by someone else: it fails at once
+        with "cannot write to DIR", except in a folder that is read-only to everyone (mounted
+        read-only) or holds an existing store this user may not write: nobody can race to create
+        a store there, so it is opened without the lock and Chroma says what it can still do.
         """
         if self.settings.store.chroma_url_str:
             yield
@@ -146,7 +181,17 @@ class PaperStore:
             store_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"could not open {self.location}: {_reason(exc)}. {self.hint}") from exc
-        lock = FileLock(str(store_dir / OPEN_LOCK_FILE), timeout=OPEN_LOCK_TIMEOUT_S)
+        lock_path = store_dir / OPEN_LOCK_FILE
+        error = lock_file_error(lock_path)
+        if error is not None:
+            read_only = error.errno == errno.EROFS or (
+                error.errno in _NOT_WRITABLE and (store_dir / "chroma.sqlite3").is_file()
+            )
+            if not read_only:
+                raise cannot_write(store_dir, OPEN_LOCK_FILE, error, self.hint) from error
+            yield
+            return
+        lock = FileLock(str(lock_path), timeout=OPEN_LOCK_TIMEOUT_S)
         try:
             lock.acquire()
             locked = True
@@ -156,7 +201,7 @@ class PaperStore:
                 f"{OPEN_LOCK_TIMEOUT_S:.0f} s ({exc.lock_file}). {self.hint}"
             ) from exc
         except OSError:
-            locked = False  # a folder nobody can write (mounted read-only) is one nobody can race to create
+            locked = False  # the file could be created a moment ago: a lock the filesystem cannot take
         try:
             yield
         finally:
@@ -325,15 +370,19 @@ class PaperStore:
         `paper-assistant ingest` runs would list the new papers (read from SQLite) but never
         find them by meaning. A write that changes nothing (deleting an id no chunk has)
         applies them. It is a write, so it takes the ingest lock, and skips while an ingest holds it.
+        Where the lock file cannot be created (a folder this process cannot write) it cannot write
+        either: it searches what is indexed, without waiting.
         """
         if self.settings.store.chroma_url_str:
             return
         revision = self.revision() if revision is None else revision
         if revision == self._indexed_revision:
             return
-        lock = FileLock(str(self.settings.store.resolved_store_dir / INGEST_LOCK_FILE), timeout=0)
+        lock_path = self.settings.store.resolved_store_dir / INGEST_LOCK_FILE
+        if lock_file_error(lock_path) is not None:
+            return  # cannot write here: search what is indexed (tried again at the next query)
         try:
-            with lock:
+            with FileLock(str(lock_path), timeout=0):
                 self._collection.delete(ids=[_CATCH_UP_ID])
         except Timeout:
             return  # an ingest is writing: catch up after it

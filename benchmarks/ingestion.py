@@ -104,11 +104,12 @@ def measure_pipeline(jsonl: Path, data_dir: Path) -> tuple[float, Any, dict[str,
     store.embedder = timer.wrap("embed (tokenize + forward)", store.embedder)  # type: ignore[assignment]
     store.write_papers = timer.wrap("write (Chroma add)", store.write_papers)  # type: ignore[method-assign]
     store.paper_index = timer.wrap("read stored index", store.paper_index)  # type: ignore[method-assign]
+    store.list_papers = timer.wrap("read stored papers", store.list_papers)  # type: ignore[method-assign]
     store.remove_incomplete_papers = timer.wrap("clean up incomplete", store.remove_incomplete_papers)  # type: ignore[method-assign]
     with (
         patched(pipeline, "read_sources", timer.wrap("read file", pipeline.read_sources)),
         patched(pipeline, "chunk_paper", timer.wrap("chunk (tiktoken)", pipeline.chunk_paper)),
-        patched(pipeline, "deduplicate", timer.wrap("deduplicate", pipeline.deduplicate)),
+        patched(pipeline, "merge_with_store", timer.wrap("deduplicate", pipeline.merge_with_store)),
     ):
         started = time.perf_counter()
         report = pipeline.ingest_paths([jsonl], store=store)

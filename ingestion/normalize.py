@@ -265,52 +265,11 @@ def _arxiv_id(value: object) -> str | None:
 def deduplicate(papers: Iterable[Paper]) -> list[Paper]:
     """One paper per arXiv id, else per :func:`title_key`, in first-seen order.
 
-    Of two copies, the one with the longer abstract (then more metadata) wins, and metadata only the
-    other copy has is kept too, so a scraped page plus the HF feed gives one complete paper. Two papers
-    with the same title but different arXiv ids stay apart.
+    The rules (the copy read last wins, a cut-off copy never replaces the complete abstract,
+    metadata only another copy has is kept) are those of :mod:`ingestion.duplicates`, which
+    also says what became of every other copy; this is the same merge without the report.
+    Two papers with the same title but different arXiv ids stay apart.
     """
-    kept: list[Paper] = []
-    position_by_arxiv: dict[str, int] = {}
-    position_by_title: dict[str, int] = {}
-    for paper in papers:
-        key = title_key(paper.title)
-        position = position_by_arxiv.get(paper.arxiv_id) if paper.arxiv_id else None
-        if position is None:
-            candidate = position_by_title.get(key)
-            if candidate is not None and _ids_compatible(kept[candidate], paper):
-                position = candidate
-        if position is None:
-            position = len(kept)
-            kept.append(paper)
-        else:
-            kept[position] = _merge(kept[position], paper)
-        merged = kept[position]
-        if merged.arxiv_id:
-            position_by_arxiv.setdefault(merged.arxiv_id, position)
-        position_by_title.setdefault(key, position)
-        if merged is not paper:  # the kept title may be the other copy's spelling
-            position_by_title.setdefault(title_key(merged.title), position)
-    return kept
+    from ingestion.duplicates import merge_records  # it builds on this module
 
-
-def _ids_compatible(first: Paper, second: Paper) -> bool:
-    return first.arxiv_id is None or second.arxiv_id is None or first.arxiv_id == second.arxiv_id
-
-
-def _richness(paper: Paper) -> tuple[int, int]:
-    metadata = sum(bool(value) for value in (paper.authors, paper.published, paper.url, paper.arxiv_id))
-    return len(paper.abstract), metadata
-
-
-def _merge(earlier: Paper, later: Paper) -> Paper:
-    winner, other = (later, earlier) if _richness(later) > _richness(earlier) else (earlier, later)
-    arxiv_id = winner.arxiv_id or other.arxiv_id
-    return winner.model_copy(
-        update={
-            "paper_id": make_paper_id(winner.title, arxiv_id),
-            "authors": winner.authors or other.authors,
-            "published": winner.published or other.published,
-            "url": winner.url or other.url,
-            "arxiv_id": arxiv_id,
-        }
-    )
+    return merge_records(papers).papers

@@ -1,28 +1,31 @@
-"""Read -> deduplicate -> chunk -> embed -> write, idempotently.
+"""Read -> merge duplicates (with what is stored) -> chunk -> embed -> write, idempotently.
 
+Records of one paper are merged by the rules of :mod:`ingestion.duplicates`, and the papers
+already in the store take part as records read before this run: so ``ingest a b`` leaves the
+store as ``ingest a`` then ``ingest b`` does, and re-ingesting what was ingested changes nothing.
 Unchanged papers (same content hash) are neither re-embedded nor rewritten; a changed
-paper's old chunks are replaced; an interrupted earlier ingest is cleaned up first.
-Papers are embedded and written in groups so that progress is visible and a kill
-loses at most the group in flight.
+paper's old chunks are replaced (also when it gains an arXiv id and so changes its id); an
+interrupted earlier ingest is cleaned up first. Papers are embedded and written in groups so
+that progress is visible and a kill loses at most the group in flight.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from assistant.errors import StoreUnavailable
-from assistant.schema import IngestReport, Paper, Problem, ReadResult
+from assistant.schema import IngestReport, Paper, PaperStats, Problem, ReadResult
 from assistant.settings import SAMPLE_COLLECTION, Settings
-from assistant.store import INGEST_LOCK_FILE, PaperStore
+from assistant.store import INGEST_LOCK_FILE, PaperStore, cannot_write, lock_file_error
 from ingestion.chunking import chunk_paper
+from ingestion.duplicates import Merged, Merger, cap_problems, locations_of
 from ingestion.errors import IngestionError
-from ingestion.normalize import deduplicate
-from ingestion.readers import read_bytes, read_path
+from ingestion.readers import MAX_PROBLEMS_PER_FILE, read_bytes, read_path
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (chunks embedded and written so far, chunks to write in all)."""
@@ -34,14 +37,27 @@ def read_sources(paths: Iterable[Path | str]) -> ReadResult:
     """Read every path; a file that cannot be read at all raises IngestionError before anything is written."""
     combined = ReadResult()
     for path in paths:
-        result = read_path(path)
-        combined.papers.extend(result.papers)
-        combined.problems.extend(result.problems)
+        combined.extend(read_path(path))
     return combined
 
 
+def merge_with_store(read: ReadResult, stored: Sequence[PaperStats]) -> Merged:
+    """The papers of ``read`` merged with each other and with the ``stored`` ones, read before them."""
+    merger = Merger()
+    merger.add_stored(stats.paper for stats in stored)
+    for paper, location in zip(read.papers, locations_of(read), strict=True):
+        merger.add(paper, location)
+    return merger.result()
+
+
 def ingest_lock(settings: Settings, timeout_s: float = 60.0) -> AbstractContextManager[object]:
-    """Serialise writers of one embedded store: Chroma's on-disk store is not safe for two writing processes."""
+    """Serialise writers of one embedded store: Chroma's on-disk store is not safe for two writing processes.
+
+    Entering raises filelock's Timeout when another writer held the lock for ``timeout_s``, and
+    StoreUnavailable ("cannot write to DIR") at once when the lock file cannot be created at all
+    (a read-only or foreign folder, ``/proc``, a directory in the lock file's place): that is no
+    writer to wait for, and no ingest could write there anyway.
+    """
     if settings.store.chroma_url_str:
         return nullcontext()
     store_dir = settings.store.resolved_store_dir
@@ -49,7 +65,27 @@ def ingest_lock(settings: Settings, timeout_s: float = 60.0) -> AbstractContextM
         store_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the store folder {store_dir}: {exc.strerror}") from exc
-    return FileLock(str(store_dir / INGEST_LOCK_FILE), timeout=timeout_s)
+    return _held(store_dir, timeout_s)
+
+
+@contextmanager
+def _held(store_dir: Path, timeout_s: float) -> Iterator[FileLock]:
+    lock_path = store_dir / INGEST_LOCK_FILE
+    hint = "Check that the folder is writable and has free space, or set ASSISTANT_STORE_DIR."
+    error = lock_file_error(lock_path)
+    if error is not None:
+        raise cannot_write(store_dir, INGEST_LOCK_FILE, error, hint) from error
+    lock = FileLock(str(lock_path), timeout=timeout_s)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise
+    except OSError as exc:  # created a moment ago, but the filesystem cannot lock it
+        raise cannot_write(store_dir, INGEST_LOCK_FILE, exc, hint) from exc
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def ingest_papers(
@@ -60,19 +96,32 @@ def ingest_papers(
     lock_timeout_s: float = 60.0,
 ) -> IngestReport:
     """Write the papers of ``read`` into ``store``; the report lists what changed and every problem."""
-    papers = deduplicate(read.papers)
-    report = IngestReport(problems=list(read.problems))
+    report = IngestReport(problems=list(read.problems), duplicates_merged=read.duplicates_merged)
     try:
         with ingest_lock(store.settings, lock_timeout_s):
             store.remove_incomplete_papers()
-            stored = store.paper_index()
-            added = [p for p in papers if p.paper_id not in stored]
-            updated = [p for p in papers if p.paper_id in stored and stored[p.paper_id][0] != p.content_hash]
+            stored = store.list_papers()
+            merged = merge_with_store(read, stored)
+            stored_hashes = {stats.paper.paper_id: stats.paper.content_hash for stats in stored}
+            papers_now = set(stored_hashes)
+            added: list[Paper] = []
+            updated: list[Paper] = []
+            replaces: dict[str, list[str]] = {}
+            for paper, stored_ids in zip(merged.papers, merged.stored_ids, strict=True):
+                if stored_ids == [paper.paper_id] and stored_hashes[paper.paper_id] == paper.content_hash:
+                    report.papers_unchanged += 1
+                    continue
+                (updated if stored_ids else added).append(paper)
+                replaces[paper.paper_id] = stored_ids
+                papers_now.difference_update(stored_ids)
+                papers_now.add(paper.paper_id)
             report.papers_added = len(added)
             report.papers_updated = len(updated)
-            report.papers_unchanged = len(papers) - len(added) - len(updated)
-            report.chunks_written = _embed_and_write(added + updated, {p.paper_id for p in updated}, store, progress)
-            report.total_papers = len(stored) + len(added)
+            report.problems.extend(cap_problems(merged.problems, MAX_PROBLEMS_PER_FILE))
+            report.duplicates_merged += merged.duplicates_merged
+            report.replaced = merged.replaced
+            report.chunks_written = _embed_and_write(added + updated, replaces, store, progress)
+            report.total_papers = len(papers_now)
     except Timeout as exc:
         raise StoreUnavailable(
             f"another ingest is writing to {store.settings.store.resolved_store_dir} (waited {lock_timeout_s:.0f} s for "
@@ -82,8 +131,9 @@ def ingest_papers(
 
 
 def _embed_and_write(
-    papers: Sequence[Paper], replaced: set[str], store: PaperStore, progress: ProgressCallback | None
+    papers: Sequence[Paper], replaces: dict[str, list[str]], store: PaperStore, progress: ProgressCallback | None
 ) -> int:
+    """Embed and write ``papers``; ``replaces[paper_id]`` are the stored papers each one replaces."""
     settings = store.settings
     chunked = [
         (paper, chunk_paper(paper, settings.ingest.chunk_tokens, settings.ingest.chunk_overlap_tokens))
@@ -98,7 +148,9 @@ def _embed_and_write(
         texts = [chunk.embedding_text for _, chunks in group for chunk in chunks]
         vectors = iter(store.embedder(texts))
         rows = [(paper, chunks, [next(vectors) for _ in chunks]) for paper, chunks in group]
-        done += store.write_papers(rows, replace=[paper.paper_id for paper, _ in group if paper.paper_id in replaced])
+        done += store.write_papers(
+            rows, replace=[old for paper, _ in group for old in replaces.get(paper.paper_id, [])]
+        )
         if progress is not None:
             progress(done, total)
     return done
@@ -151,8 +203,7 @@ def read_uploads(files: Iterable[tuple[str, bytes]]) -> ReadResult:
             reason = str(exc).removeprefix(f"{name}: ")
             combined.problems.append(Problem(source=name, location="", reason=reason))
             continue
-        combined.papers.extend(result.papers)
-        combined.problems.extend(result.problems)
+        combined.extend(result)
     return combined
 
 

@@ -4,7 +4,9 @@ Supported: the text of a Hugging Face Daily Papers page (title line, blank line,
 (a list, or an object with a list under "papers"/"data"/"items"), JSON Lines, the Hugging Face daily
 papers API response, and CSV/TSV. The format is chosen by content first and extension second.
 Bad records become ``Problem``s and the rest is read; a file that yields nothing raises
-:class:`IngestionError`. Nothing is ever executed or unpickled.
+:class:`IngestionError`. Nothing is ever executed or unpickled. Several records of one paper
+are merged by the rules of :mod:`ingestion.duplicates`, and every record that is not kept and
+says something the kept one does not is reported at its line.
 
 About 600 lines because every format shares the same file checks (size, encoding, HTML,
 binary, code files) and problem reporting, which are the bulk of it; each reader is short.
@@ -25,8 +27,9 @@ from pathlib import Path, PurePath
 from typing import BinaryIO, Literal
 
 from assistant.schema import Paper, Problem, ReadResult
+from ingestion.duplicates import cap_problems, locations_of, merge_records
 from ingestion.errors import IngestionError, InvalidRecord
-from ingestion.normalize import build_paper, deduplicate, describe_type, normalize_arxiv_id
+from ingestion.normalize import build_paper, describe_type, normalize_arxiv_id
 
 Format = Literal["text", "json", "jsonl", "csv"]
 
@@ -64,6 +67,7 @@ class _Collector:
 
     source: str
     papers: list[Paper] = field(default_factory=list)
+    locations: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     unreported: int = 0
 
@@ -75,9 +79,12 @@ class _Collector:
 
     def add(self, location: str, make_paper: Callable[..., Paper], *args: object) -> None:
         try:
-            self.papers.append(make_paper(*args))
+            paper = make_paper(*args)
         except InvalidRecord as error:
             self.problem(location, error.reason)
+        else:
+            self.papers.append(paper)
+            self.locations.append(location)
 
     def result(self) -> ReadResult:
         if not self.papers:
@@ -88,7 +95,13 @@ class _Collector:
             problems.append(
                 Problem(source=self.source, location="", reason=f"{self.unreported} more bad records not listed")
             )
-        return ReadResult(papers=deduplicate(self.papers), problems=problems)
+        merged = merge_records(self.papers, self.locations)
+        return ReadResult(
+            papers=merged.papers,
+            locations=merged.locations,
+            problems=problems + cap_problems(merged.problems, MAX_PROBLEMS_PER_FILE),
+            duplicates_merged=merged.duplicates_merged,
+        )
 
 
 def read_path(path: Path | str) -> ReadResult:
@@ -137,7 +150,9 @@ def _read_directory(directory: Path) -> ReadResult:
         files.extend(Path(root, name) for name in names if not name.startswith("."))
     files.sort()
     papers: list[Paper] = []
+    locations: list[str] = []
     problems: list[Problem] = []
+    duplicates = 0
     for file in files:
         if file.suffix.lower() not in SUFFIX_FORMATS:
             problems.append(Problem(source=str(file), location="", reason=f"skipped: only {SUPPORTED} files are read"))
@@ -149,13 +164,21 @@ def _read_directory(directory: Path) -> ReadResult:
             problems.append(Problem(source=str(file), location="", reason=reason))
             continue
         papers.extend(result.papers)
+        locations.extend(locations_of(result))
         problems.extend(result.problems)
+        duplicates += result.duplicates_merged
     if not papers:
         reasons = "; ".join(problem.reason for problem in problems[:3])
         raise IngestionError(
             f"{directory}: no readable files (expected {SUPPORTED})" + (f"; {reasons}" if reasons else "")
         )
-    return ReadResult(papers=deduplicate(papers), problems=problems)
+    merged = merge_records(papers, locations)
+    return ReadResult(
+        papers=merged.papers,
+        locations=merged.locations,
+        problems=problems + cap_problems(merged.problems, MAX_PROBLEMS_PER_FILE),
+        duplicates_merged=duplicates + merged.duplicates_merged,
+    )
 
 
 def _read_stream(stream: BinaryIO, name: str) -> ReadResult:
@@ -607,7 +630,10 @@ def _read_daily_papers_text(lines: Iterable[str], collector: _Collector) -> None
             collector.problem(f"line {title.line}", f"title {title.text[:60]!r} has no abstract ({_LAYOUT})")
         else:
             try:
-                collector.papers.append(build_paper(title=title.text, abstract=abstract.text, source=collector.source))
+                paper = build_paper(title=title.text, abstract=abstract.text, source=collector.source)
             except InvalidRecord as error:
                 line = abstract.line if error.field == "abstract" else title.line
                 collector.problem(f"line {line}", error.reason)
+            else:
+                collector.papers.append(paper)
+                collector.locations.append(f"line {title.line}")

@@ -499,15 +499,21 @@ def test_directory_reads_supported_files_sorted_and_reports_the_rest(tmp_path: P
     (tmp_path / "sub").mkdir()
     _write(tmp_path / "sub", "d.json", json.dumps([{"title": "Nested File", "abstract": "D."}]))
     result = read_path(tmp_path)
-    # "first file" in c.csv is a duplicate of a.txt's paper: one paper, at a.txt's position, longer abstract.
+    # "first file" in c.csv is a.txt's paper: one paper, at a.txt's position, with the abstract read last.
     assert [paper.title for paper in result.papers] == ["first file", "Second File", "Nested File"]
     assert result.papers[0].abstract.startswith("A much longer abstract")
     assert [(Path(problem.source).name, problem.location) for problem in result.problems] == [
         ("empty.json", ""),
         ("notes.pdf", ""),
+        ("a.txt", "line 13"),
     ]
     assert "the file is empty" in result.problems[0].reason
     assert "skipped" in result.problems[1].reason
+    # a.txt's abstract is not kept, and says so.
+    assert result.problems[2].reason == (
+        f"same title as {tmp_path / 'c.csv'} row 2 with a different abstract; "
+        f"kept {tmp_path / 'c.csv'} row 2 (the record read last wins)"
+    )
 
 
 def test_directory_without_readable_files(tmp_path: Path) -> None:

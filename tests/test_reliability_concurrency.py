@@ -6,7 +6,9 @@ writer that cannot get the store's lock must say so instead of corrupting it.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -19,6 +21,8 @@ import pytest
 from filelock import FileLock
 from reliability_fixtures import REPO_ROOT, cli_env, run_cli, synthetic_papers_jsonl
 
+import assistant.store
+from assistant.cli import main
 from assistant.errors import StoreUnavailable
 from assistant.llm import Completion, FakeLLM
 from assistant.retrieval import Retriever, cache_dir_for
@@ -99,6 +103,115 @@ def test_a_second_writer_waits_for_the_lock_then_finishes(settings: Settings, tm
     report = ingest_paths([papers], store=store)
     releaser.join()
     assert time.monotonic() - started >= 1.4 and report.papers_added == 3
+
+
+# --- lock files that cannot be created ------------------------------------------------------------
+# A lock file that cannot be created is no lock held by another process: the answer comes at once
+# ("cannot write to DIR"), not after the lock's timeout. The time limits below check that nothing
+# waits for a lock (the timeouts are 60 and 120 s); they are not speed requirements.
+NO_WAIT_S = 20.0
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str, float]:
+    started = time.monotonic()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err, time.monotonic() - started
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", [["search", "zebra"], ["papers"], ["ingest", "PAPERS"]])
+def test_a_store_in_proc_fails_at_once_with_cannot_write(command: list[str], tmp_path: Path, capsys) -> None:
+    papers = tmp_path / "papers.jsonl"
+    synthetic_papers_jsonl(papers, 2, sentences=2)
+    argv = [str(papers) if arg == "PAPERS" else arg for arg in command]
+    code, out, err, seconds = _cli(capsys, *argv, "--store", "/proc")
+    assert seconds < NO_WAIT_S, f"waited {seconds:.0f} s for a lock nobody holds"
+    assert code == 3 and out == "", err
+    assert (
+        err.startswith("error: cannot write to /proc: could not create the lock file .open.lock (")
+        and "ASSISTANT_STORE_DIR" in err
+    )
+    assert "another process" not in err and "Traceback" not in err
+
+
+def test_a_directory_in_the_open_locks_place_fails_at_once(tmp_path: Path, capsys) -> None:
+    store_dir = tmp_path / "store"
+    (store_dir / ".open.lock").mkdir(parents=True)
+    code, out, err, seconds = _cli(capsys, "search", "zebra", "--store", str(store_dir))
+    assert seconds < NO_WAIT_S and code == 3 and out == "", err
+    assert f"cannot write to {store_dir}: could not create the lock file .open.lock (Is a directory)" in err
+
+
+def test_a_directory_in_the_ingest_locks_place_stops_an_ingest_at_once_but_not_a_search(tmp_path: Path, capsys) -> None:
+    papers = tmp_path / "papers.jsonl"
+    titles = synthetic_papers_jsonl(papers, 3, sentences=2)
+    store_dir = tmp_path / "store"
+    assert _cli(capsys, "ingest", str(papers), "--store", str(store_dir), "--json")[0] == 0
+    (store_dir / ".ingest.lock").unlink()
+    (store_dir / ".ingest.lock").mkdir()
+    more = tmp_path / "more.jsonl"
+    synthetic_papers_jsonl(more, 2, start=50, sentences=2)
+    code, out, err, seconds = _cli(capsys, "ingest", str(more), "--store", str(store_dir), "--json")
+    assert seconds < NO_WAIT_S and code == 3 and out == "", err
+    assert f"cannot write to {store_dir}: could not create the lock file .ingest.lock (Is a directory)" in err
+    assert "another ingest" not in err
+    # Searching needs no write: it answers from what is indexed, without waiting for the lock.
+    code, out, err, seconds = _cli(capsys, "search", titles[0], "-k", "1", "--json", "--store", str(store_dir))
+    assert seconds < NO_WAIT_S and code == 0, err
+    assert json.loads(out)["hits"][0]["title"] == titles[0]
+    store = PaperStore(Settings(store_dir=store_dir, data_dir=tmp_path / "data"))
+    assert len(store.paper_index()) == 3, "the refused ingest wrote nothing"
+    with (
+        pytest.raises(StoreUnavailable, match=r"cannot write to .*\.ingest\.lock \(Is a directory\)"),
+        ingest_lock(store.settings),
+    ):
+        pass
+
+
+def test_a_read_only_store_folder_still_opens_without_the_lock(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder nobody can write (mounted read-only) is one nobody can race to create a store in.
+
+    Root writes through chmod, so the read-only filesystem is the errno itself here; the real
+    read-only mount is tests/test_reliability_faults.py::test_read_only_store_is_a_clear_error_and_loses_nothing.
+    """
+    papers = settings.store.data_dir / "two.jsonl"
+    settings.store.data_dir.mkdir(parents=True, exist_ok=True)
+    synthetic_papers_jsonl(papers, 2, sentences=2)
+    store = PaperStore(settings)
+    ingest_paths([papers], store=store)
+    read_only = OSError(errno.EROFS, os.strerror(errno.EROFS))
+    monkeypatch.setattr(assistant.store, "lock_file_error", lambda path: read_only)
+    monkeypatch.setattr(assistant.store, "FileLock", None)  # no lock may even be constructed
+    reopened = PaperStore(settings)
+    assert len(reopened.paper_index()) == 2
+    assert reopened.query(store.embedder(["anything"])[0], 1), "search answers (catch-up skipped)"
+    # Permission denied on an existing store is the same case; on a folder without a store it is not.
+    denied = OSError(errno.EACCES, os.strerror(errno.EACCES))
+    monkeypatch.setattr(assistant.store, "lock_file_error", lambda path: denied)
+    assert len(PaperStore(settings).paper_index()) == 2
+    with pytest.raises(
+        StoreUnavailable, match=r"cannot write to .*: could not create the lock file \.open\.lock \(Permission denied\)"
+    ):
+        PaperStore(settings.replace(store_dir=settings.store.data_dir / "empty-store"))
+
+
+def test_a_held_open_lock_is_still_waited_for(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(assistant.store, "OPEN_LOCK_TIMEOUT_S", 1.0)
+    store_dir = settings.store.resolved_store_dir
+    store_dir.mkdir(parents=True)
+    holder = FileLock(str(store_dir / ".open.lock"), thread_local=False)
+    holder.acquire()
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match=r"another process has been opening it for 1 s"):
+            PaperStore(settings)
+        assert time.monotonic() - started >= 0.9
+    finally:
+        holder.release()
+    assert PaperStore(settings).count_chunks() == 0
 
 
 _OPEN_AT_ONCE = """

@@ -360,10 +360,152 @@ def test_duplicate_papers_become_one_and_reingesting_writes_nothing(settings: Se
     assert report.papers_added == report.total_papers == 2
     stored = {s.paper.paper_id: s for s in store.list_papers()}
     assert len(stored) == 2 and "2407.12345" in stored
-    assert stored["2407.12345"].paper.abstract == "Task vectors edit models well."  # the richer copy wins
+    assert stored["2407.12345"].paper.abstract == "Task vectors edit models well."  # the copy read last wins
     chunks = store.count_chunks()
     again = ingest_paths([ids, other, twice], store=store)
     assert again.papers_unchanged == 2 and again.chunks_written == 0 and store.count_chunks() == chunks
+
+
+# --- several records of one paper: nothing is lost without a word ----------------------------------
+
+
+def _ingest(capsys: pytest.CaptureFixture[str], store: Path, *paths: Path) -> dict:
+    code, out, err = run(capsys, "ingest", *map(str, paths), "--store", str(store), "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _stored(store: Path) -> dict[str, tuple[str, str]]:
+    """paper_id -> (abstract, source file name) of what the store holds."""
+    papers = PaperStore(Settings(store_dir=store, data_dir=store.parent / "check-data")).list_papers()
+    return {s.paper.paper_id: (s.paper.abstract, Path(s.paper.source).name) for s in papers}
+
+
+def _jsonl(tmp_path: Path, name: str, *records: dict) -> Path:
+    return _write(tmp_path, name, "\n".join(json.dumps(record) for record in records).encode())
+
+
+def test_10000_records_of_one_title_with_different_abstracts_are_each_reported(tmp_path: Path, capsys) -> None:
+    # Before: papers_added 1 and problems [] -- 9,999 abstracts dropped without a word.
+    records = [
+        {"title": "Scaling Laws Revisited", "abstract": f"Finding {n}: loss falls as a power law."}
+        for n in range(1, 10_001)
+    ]
+    path = _jsonl(tmp_path, "same-title.jsonl", *records)
+    report = _ingest(capsys, tmp_path / "store", path)
+    assert (report["papers_added"], report["total_papers"], report["duplicates_merged"]) == (1, 1, 0)
+    problems = report["problems"]
+    assert len(problems) == MAX_PROBLEMS_PER_FILE + 1
+    assert problems[0] == {
+        "source": str(path),
+        "location": "line 1",
+        "reason": "same title as line 10000 with a different abstract; kept line 10000 (the record read last wins)",
+    }
+    assert [p["location"] for p in problems[:MAX_PROBLEMS_PER_FILE]] == [f"line {n}" for n in range(1, 201)]
+    assert (
+        problems[-1]["reason"]
+        == "9,799 more records not kept in favour of another record of the same paper (not listed)"
+    )
+    assert [abstract for abstract, _ in _stored(tmp_path / "store").values()] == [
+        "Finding 10000: loss falls as a power law."
+    ]
+
+
+@pytest.mark.parametrize("first_is_longer", [True, False])
+def test_two_records_of_one_title_the_one_not_kept_is_reported(tmp_path: Path, capsys, first_is_longer: bool) -> None:
+    long = "Retrieval heads explain long-context factuality; pruning them causes hallucination."
+    short = "A different, shorter abstract."
+    first, second = (long, short) if first_is_longer else (short, long)
+    path = _jsonl(
+        tmp_path,
+        "two.jsonl",
+        {"title": "Retrieval Head", "abstract": first},
+        {"title": "retrieval head", "abstract": second},
+    )
+    report = _ingest(capsys, tmp_path / "store", path)
+    assert report["papers_added"] == 1
+    assert [(p["location"], p["reason"]) for p in report["problems"]] == [
+        ("line 1", "same title as line 2 with a different abstract; kept line 2 (the record read last wins)")
+    ]
+    assert [abstract for abstract, _ in _stored(tmp_path / "store").values()] == [second]
+
+
+def test_identical_and_cut_off_copies_merge_silently_and_are_counted(tmp_path: Path, capsys) -> None:
+    whole = {"title": "Set-Based Prompting", "abstract": "Order dependency is removed. The method needs no training."}
+    path = _jsonl(
+        tmp_path, "repeats.jsonl", whole, {**whole, "title": "SET-BASED prompting!"},
+        {**whole, "abstract": "Order dependency is removed. The method ..."}, {**whole, "authors": ["Ann Lee"]},
+    )  # fmt: skip
+    report = _ingest(capsys, tmp_path / "store", path)
+    assert (report["papers_added"], report["problems"], report["duplicates_merged"]) == (1, [], 3)
+    assert [abstract for abstract, _ in _stored(tmp_path / "store").values()] == [whole["abstract"]]
+
+
+def test_the_same_id_in_two_files_gives_one_result_however_the_files_are_grouped(tmp_path: Path, capsys) -> None:
+    # Before: `ingest a b` kept a's (richer) record and a later `ingest b` replaced it with b's.
+    a = _jsonl(
+        tmp_path,
+        "a.jsonl",
+        {"title": "Only In A", "abstract": "A paper only file a has."},
+        {
+            "title": "Task Vectors",
+            "arxiv_id": "2407.00001",
+            "abstract": "Version A, the longer one: task vectors compose across many domains.",
+        },
+    )
+    b = _jsonl(tmp_path, "b.jsonl", {"title": "Task Vectors", "arxiv_id": "2407.00001", "abstract": "Version B."},
+               {"title": "Only In B", "abstract": "A paper only file b has."})  # fmt: skip
+    together, apart = tmp_path / "together", tmp_path / "apart"
+
+    report = _ingest(capsys, together, a, b)
+    assert report["problems"] == [
+        {
+            "source": str(a),
+            "location": "line 2",
+            "reason": f"same arXiv id 2407.00001 as {b} line 1 with a different abstract; kept {b} line 1 (the record read last wins)",
+        }
+    ]
+    assert _stored(together)["2407.00001"] == ("Version B.", "b.jsonl")
+    again = _ingest(capsys, together, b)
+    assert (again["papers_unchanged"], again["papers_updated"], again["replaced"]) == (2, 0, []), (
+        "b again changes nothing"
+    )
+
+    assert _ingest(capsys, apart, a)["papers_added"] == 2
+    second = _ingest(capsys, apart, b)
+    assert (second["papers_added"], second["papers_updated"], second["problems"]) == (1, 1, [])
+    assert second["replaced"] == [
+        {
+            "paper_id": "2407.00001",
+            "title": "Task Vectors",
+            "source": f"{b} line 1",
+            "replaced_source": str(a),
+            "fields": ["abstract"],
+        }
+    ]
+    assert _stored(apart) == _stored(together), "ingest a b == ingest a, then ingest b"
+
+    # The rule is the reading order, and it says so: `ingest b a` keeps a's abstract, and reports b's.
+    reverse = _ingest(capsys, tmp_path / "reverse", b, a)
+    assert _stored(tmp_path / "reverse")["2407.00001"][1] == "a.jsonl"
+    assert [(p["source"], p["location"]) for p in reverse["problems"]] == [(str(b), "line 1")]
+
+
+def test_a_title_only_copy_and_an_arxiv_copy_are_one_paper_across_runs(tmp_path: Path, capsys) -> None:
+    abstract = "Retrieval heads explain long-context factuality."
+    page = _jsonl(
+        tmp_path, "page.jsonl", {"title": "Retrieval Head Mechanistically Explains Factuality", "abstract": abstract}
+    )
+    feed = _jsonl(tmp_path, "feed.jsonl", {"title": "Retrieval head mechanistically explains factuality",
+                                           "abstract": abstract, "arxiv_id": "2404.15574", "authors": ["Wenhao Wu"]})  # fmt: skip
+    one_run = _ingest(capsys, tmp_path / "one", page, feed)
+    assert (one_run["papers_added"], one_run["total_papers"], one_run["duplicates_merged"]) == (1, 1, 1)
+    assert _ingest(capsys, tmp_path / "two", page)["papers_added"] == 1
+    later = _ingest(capsys, tmp_path / "two", feed)
+    # Before: a second paper under the arXiv id beside the title-only one.
+    assert (later["papers_added"], later["papers_updated"], later["total_papers"]) == (0, 1, 1)
+    assert _stored(tmp_path / "two") == _stored(tmp_path / "one") == {"2404.15574": (abstract, "page.jsonl")}
+    assert _ingest(capsys, tmp_path / "two", page, feed)["papers_unchanged"] == 1
 
 
 # --- hostile titles and abstracts ----------------------------------------------------------------
