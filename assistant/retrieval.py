@@ -50,7 +50,7 @@ def simple_tokens(tokens: list[str]) -> list[str]:
     return [token for token in tokens if not _COMPOUND.search(token)]
 
 
-TERMS_VERSION = 2
+TERMS_VERSION = 3
 """Bumped whenever ``bm25_terms`` changes: a saved index of other terms is rebuilt, not misread."""
 
 
