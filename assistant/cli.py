@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     app = commands.add_parser("app", parents=[common], help="open the chat app in the browser (Streamlit)")
     app.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     app.add_argument("--address", default="127.0.0.1", help="bind address; expose it only behind authentication")
+
+    serve = commands.add_parser("serve", parents=[common], help="serve an OpenAI-compatible HTTP API (any chat client)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--address", default="127.0.0.1", help="bind address; set ASSISTANT_API_TOKEN before leaving loopback")
     return parser
 
 
@@ -425,8 +429,42 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     return subprocess.call(command, env=env)
 
 
+# --- serve: the OpenAI-compatible HTTP API (assistant/api.py) ---------------------------------
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import ipaddress
+    import os
+    import socket
+
+    from assistant.api import TOKEN_ENV, serve
+
+    if not 0 < args.port < 65536:
+        raise CliError(f"--port must be between 1 and 65535, got {args.port}", EXIT_BAD_INPUT)
+    try:
+        family = socket.AF_INET6 if ":" in args.address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.address, args.port))
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen on {args.address}:{args.port} ({exc.strerror or exc}); pick another --port or --address",
+            EXIT_BAD_INPUT,
+        ) from exc
+    try:
+        loopback = args.address == "localhost" or ipaddress.ip_address(args.address).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not os.environ.get(TOKEN_ENV):
+        print(f"warning: serving on {args.address} without {TOKEN_ENV}: anyone who can reach it can use it", file=sys.stderr)
+    store = _open_store(settings)
+    host = f"[{args.address}]" if ":" in args.address else args.address
+    print(f"Paper Assistant API on http://{host}:{args.port}/v1, model 'paper-assistant' (Ctrl+C to stop)", file=sys.stderr)
+    serve(settings, address=args.address, port=args.port, store=store)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "app": cmd_app,
+    "serve": cmd_serve,
     "eval": cmd_eval,
     "ingest": cmd_ingest,
     "papers": cmd_papers,
