@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from assistant.errors import EXIT_BAD_INPUT, EXIT_OK, AssistantError, InvalidInput, describe
+from assistant.schema import PaperList, Problem, SearchResults
 from assistant.settings import SAMPLE_COLLECTION, Settings, load_settings
 from ingestion.errors import IngestionError
 
@@ -142,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument(
         "--address", type=text_argument, default="127.0.0.1", help="bind address; expose it only behind authentication"
     )
+
+    serve = commands.add_parser("serve", parents=[common], help="serve an OpenAI-compatible HTTP API (any chat client)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--address",
+        type=text_argument,
+        default="127.0.0.1",
+        help="bind address; set ASSISTANT_API_TOKEN before leaving loopback",
+    )
     return parser
 
 
@@ -215,30 +225,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _problem_lines(problems: Sequence[Any]) -> str:
-    return "".join(f"\n  {' '.join(part for part in (p.source, p.location) if part)}: {p.reason}" for p in problems)
+def _problem_lines(problems: Sequence[Problem]) -> str:
+    return "".join(f"\n  {problem.line}" for problem in problems)
 
 
 def cmd_papers(args: argparse.Namespace, settings: Settings) -> int:
     stats = _open_store(settings).list_papers()
     if args.json:
-        _print_json(
-            {
-                "total": len(stats),
-                "papers": [
-                    {
-                        "paper_id": s.paper.paper_id,
-                        "title": s.paper.title,
-                        "authors": s.paper.authors,
-                        "published": s.paper.published.isoformat() if s.paper.published else None,
-                        "url": s.paper.link,
-                        "source": s.paper.source,
-                        "chunks": s.chunks,
-                    }
-                    for s in stats
-                ],
-            }
-        )
+        _print_json(PaperList.of(stats))
         return EXIT_OK
     for s in stats:
         print(f"{s.paper.paper_id}\t{s.chunks}\t{s.paper.title}")
@@ -263,21 +257,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         hybrid=False if args.dense_only else None,
     )
     if args.json:
-        _print_json(
-            {
-                "query": args.query,
-                "hits": [
-                    {
-                        "paper_id": h.paper.paper_id,
-                        "title": h.paper.title,
-                        "score": round(h.score, 6),
-                        "similarity": None if h.similarity is None else round(h.similarity, 4),
-                        "text": h.text,
-                    }
-                    for h in hits
-                ],
-            }
-        )
+        _print_json(SearchResults.of(args.query, hits))
         return EXIT_OK
     if not hits:
         print("no papers in the collection yet: run `paper-assistant ingest --sample`", file=sys.stderr)
@@ -453,8 +433,44 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     return subprocess.call(command, env=env)
 
 
+# --- serve: the OpenAI-compatible HTTP API (assistant/api.py) ---------------------------------
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import ipaddress
+    import socket
+
+    from assistant.api import TOKEN_ENV, serve
+
+    try:
+        family = socket.AF_INET6 if ":" in args.address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.address, args.port))
+    except OSError as exc:
+        raise InvalidInput(
+            f"cannot listen on {args.address}:{args.port} ({exc.strerror or exc}); pick another --port or --address"
+        ) from exc
+    try:
+        loopback = args.address == "localhost" or ipaddress.ip_address(args.address).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not os.environ.get(TOKEN_ENV):
+        print(
+            f"warning: serving on {args.address} without {TOKEN_ENV}: anyone who can reach it can use it",
+            file=sys.stderr,
+        )
+    store = _open_store(settings)
+    host = f"[{args.address}]" if ":" in args.address else args.address
+    print(
+        f"Paper Assistant API on http://{host}:{args.port}/v1, model 'paper-assistant' (Ctrl+C to stop)",
+        file=sys.stderr,
+    )
+    serve(settings, address=args.address, port=args.port, store=store)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "app": cmd_app,
+    "serve": cmd_serve,
     "eval": cmd_eval,
     "ingest": cmd_ingest,
     "papers": cmd_papers,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
@@ -76,6 +77,11 @@ class Problem(BaseModel):
     location: str = Field(description="'line 12', 'record 3', 'row 7' or '' for the whole file")
     reason: str
 
+    @property
+    def line(self) -> str:
+        """``FILE line 12: reason``, as the CLI lists skipped records."""
+        return f"{' '.join(part for part in (self.source, self.location) if part)}: {self.reason}"
+
 
 class ReadResult(BaseModel):
     """Papers read from files or a feed, the records that could not be read, and where each paper was read."""
@@ -132,6 +138,43 @@ class PaperStats(BaseModel):
     chunks: int = Field(ge=0)
 
 
+class PaperEntry(BaseModel):
+    """One paper as ``papers --json`` and ``GET /v1/papers`` list it."""
+
+    paper_id: str
+    title: str
+    authors: list[str]
+    published: date | None
+    url: str | None
+    source: str
+    chunks: int
+
+
+class PaperList(BaseModel):
+    """``paper-assistant papers --json`` and ``GET /v1/papers``."""
+
+    total: int
+    papers: list[PaperEntry]
+
+    @classmethod
+    def of(cls, stats: Sequence[PaperStats]) -> PaperList:
+        return cls(
+            total=len(stats),
+            papers=[
+                PaperEntry(
+                    paper_id=s.paper.paper_id,
+                    title=s.paper.title,
+                    authors=s.paper.authors,
+                    published=s.paper.published,
+                    url=s.paper.link,
+                    source=s.paper.source,
+                    chunks=s.chunks,
+                )
+                for s in stats
+            ],
+        )
+
+
 class Hit(BaseModel):
     """One retrieved paper: its best-matching chunk and how it ranked."""
 
@@ -142,6 +185,39 @@ class Hit(BaseModel):
     similarity: float | None = Field(default=None, description="Cosine similarity of the best chunk to the query")
     dense_rank: int | None = None
     bm25_rank: int | None = None
+
+
+class SearchHit(BaseModel):
+    """One paper as ``search --json`` and ``GET /v1/search`` give it."""
+
+    paper_id: str
+    title: str
+    score: float = Field(description="Fused score, rounded to 6 places")
+    similarity: float | None = Field(description="Cosine similarity of the best chunk, rounded to 4 places")
+    text: str
+
+
+class SearchResults(BaseModel):
+    """``paper-assistant search --json`` and ``GET /v1/search``."""
+
+    query: str
+    hits: list[SearchHit]
+
+    @classmethod
+    def of(cls, query: str, hits: Sequence[Hit]) -> SearchResults:
+        return cls(
+            query=query,
+            hits=[
+                SearchHit(
+                    paper_id=h.paper.paper_id,
+                    title=h.paper.title,
+                    score=round(h.score, 6),
+                    similarity=None if h.similarity is None else round(h.similarity, 4),
+                    text=h.text,
+                )
+                for h in hits
+            ],
+        )
 
 
 class Usage(BaseModel):

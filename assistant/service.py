@@ -35,7 +35,7 @@ from assistant.followups import history_turns, referenced_papers
 from assistant.llm import LLMBackend, build_backend
 from assistant.resolve import Resolution, resolve_one, resolve_papers
 from assistant.retrieval import Retriever
-from assistant.schema import Answer, Citation, Comparison, Digest, Hit, Message, Paper, PaperRef, Source, Summary
+from assistant.schema import Answer, Citation, Comparison, Digest, Hit, Message, Paper, PaperRef, Source, Summary, Usage
 from assistant.settings import Settings
 from assistant.store import PaperStore
 from assistant.streaming import Streamed
@@ -98,6 +98,7 @@ class Reply(BaseModel):
     unsupported: list[str] = Field(default_factory=list)
     notices: list[str] = Field(default_factory=list)
     model: str = ""
+    usage: Usage = Field(default_factory=Usage)
     result: Answer | Comparison | Summary | Clarification
 
     @property
@@ -139,6 +140,7 @@ def _reply(
         unsupported=list(getattr(result, "unsupported", [])),
         notices=list(notices) + [notice for notice in own if notice not in notices],
         model=getattr(result, "model", ""),
+        usage=getattr(result, "usage", None) or Usage(),
         result=result,
     )
 

@@ -3,6 +3,7 @@
 Import from here; the modules inside are the registry's entries and their machinery.
 """
 
+from assistant.llm.calls import provider_of
 from assistant.llm.fake import FakeLLM, QuotingFakeLLM
 from assistant.llm.local import LOCAL_MODELS, LocalModel
 from assistant.llm.protocol import Completion, JsonSchema, LLMBackend
@@ -20,5 +21,6 @@ __all__ = [
     "describe_requirements",
     "entry_for",
     "inject",
+    "provider_of",
     "register",
 ]

@@ -49,6 +49,13 @@ class FakeLLM:
             self._queue.extend(replies)
         return self
 
+    def clear(self) -> None:
+        """Forget queued replies and what was asked."""
+        with self._lock:
+            self._queue.clear()
+            self.history.clear()
+            self.calls.clear()
+
     def count_tokens(self, text: str) -> int:
         return count_tokens(text)
 
