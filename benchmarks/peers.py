@@ -525,9 +525,9 @@ def paperqa_notes(result: dict[str, Any], raw: list[dict[str, Any]]) -> list[str
     if replied:
         kept = sum(int(r.get("contexts_kept") or 0) for r in replied) / len(replied)
         notes.append(f"PaperQA2 kept {kept:.1f} of {result['settings']['evidence_k']} evidence contexts per question on average")
-    skipped = [r["id"] for r in raw if r.get("skipped")]
-    if skipped:
-        notes.append(f"PaperQA2 skipped {', '.join(skipped)}: {raw[[r['id'] for r in raw].index(skipped[0])]['skipped']}")
+    for r in raw:
+        if r.get("skipped"):
+            notes.append(f"PaperQA2 skipped {r['id']}: {r['skipped']}")
     return notes
 
 

@@ -41,6 +41,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,10 @@ async def add_papers(docs: Docs, papers: list[dict[str, Any]], settings: Setting
         )
 
 
-async def answer_one(docs: Docs, question: dict[str, Any], settings: Settings, counter: FailureCounter, timeout_s: float) -> dict[str, Any]:
+async def answer_one(
+    docs: Docs, question: dict[str, Any], settings: Settings, counter: FailureCounter, timeout_s: float, *, budget_bound: bool
+) -> dict[str, Any]:
+    """One question through the evidence and answer steps; ``budget_bound``: the timeout is the run's deadline."""
     counter.reset()
     result: dict[str, Any] = {"id": question["id"], "error": None, "error_step": None}
     started = time.perf_counter()
@@ -175,15 +179,19 @@ async def answer_one(docs: Docs, question: dict[str, Any], settings: Settings, c
     except BaseException as exc:  # noqa: BLE001  (one failing question must not end the run; Ctrl-C still stops below)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        name = "Timeout (question_timeout_s)" if isinstance(exc, TimeoutError) and not str(exc) else type(exc).__name__
-        result["error"] = f"{name}: {' '.join(str(exc).split())[:400]}"
-        result["error_step"] = step
-        result["traceback_tail"] = traceback.format_exc(limit=6)[-1500:]
+        if isinstance(exc, TimeoutError) and not str(exc) and budget_bound:
+            # Cut by the run's time budget, not a failure of PaperQA2: reported as skipped.
+            result["skipped"] = f"the time budget ran out during this question ({step.split(' ')[0]} step)"
+        else:
+            name = f"Timeout after {timeout_s:.0f} s (question_timeout_s)" if isinstance(exc, TimeoutError) and not str(exc) else type(exc).__name__
+            result["error"] = f"{name}: {' '.join(str(exc).split())[:400]}".rstrip(": ")
+            result["error_step"] = step
+            result["traceback_tail"] = traceback.format_exc(limit=6)[-1500:]
     result["seconds"] = time.perf_counter() - started
     result["evidence_calls"] = settings.answer.evidence_k
     result["context_failures"] = dict(counter.counts)
     result["failure_examples"] = list(counter.examples)
-    if session is not None and result["error"] is None:
+    if session is not None and result["error"] is None and not result.get("skipped"):
         raw = session.raw_answer or ""
         # Cited = contexts whose key the answer uses (PaperQA2's own `used_contexts`), in order of first use.
         used = sorted((c for c in session.contexts if c.id in raw), key=lambda c: raw.find(c.id))
@@ -243,12 +251,24 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             out["items"].append({"id": question["id"], "error": out["add_error"], "error_step": "Docs.aadd", "seconds": 0.0})
             continue
         left = deadline - time.monotonic()
-        if left < 5:
-            out["items"].append({"id": question["id"], "skipped": "time budget spent", "seconds": 0.0})
+        done = [i["seconds"] for i in out["items"] if not i.get("skipped") and not i.get("error")]
+        typical = sum(done) / len(done) if done else 0.0
+        if left < 5 or left < 0.8 * typical:
+            reason = f"time budget: {left:.0f} s left, a question took {typical:.0f} s on average"
+            out["items"].append({"id": question["id"], "skipped": reason, "seconds": 0.0})
+            print(f"paperqa {question['id']}: skipped ({reason})", file=sys.stderr, flush=True)
             continue
-        item = await answer_one(docs, question, settings, counter, min(float(job["question_timeout_s"]), left))
+        question_timeout = float(job["question_timeout_s"])
+        item = await answer_one(
+            docs, question, settings, counter, min(question_timeout, left), budget_bound=left < question_timeout
+        )
         out["items"].append(item)
-        state = "error" if item["error"] else ("declined" if item.get("declined") else f"cited {item.get('cited_ids')}")
+        state = (
+            f"skipped ({item['skipped']})" if item.get("skipped")
+            else "error" if item["error"]
+            else "declined" if item.get("declined")
+            else f"cited {item.get('cited_ids')}"
+        )  # fmt: skip
         print(f"paperqa {question['id']}: {item['seconds']:.1f} s, {state}, context failures {item['context_failures']}", file=sys.stderr, flush=True)
     return out
 
@@ -258,6 +278,8 @@ def main(argv: list[str]) -> int:
         print("usage: peers_paperqa_runner.py JOB.json RESULT.json", file=sys.stderr)
         return 2
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    # A question cut by its timeout leaves PaperQA2's pending summary coroutines unawaited; harmless.
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     result = asyncio.run(run(job))
     Path(argv[1]).write_text(json.dumps(result, indent=1), encoding="utf-8")
     return 0
