@@ -53,8 +53,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python benchmarks/peers.py` as well as `python -m benchmarks.peers`
     sys.path.insert(0, str(REPO_ROOT))
 
-from assistant.evaluation import (  # noqa: E402
-    KINDS,
+from assistant.evaluation import (
     EvalItem,
     ItemResult,
     Metrics,
@@ -66,7 +65,7 @@ from assistant.evaluation import (  # noqa: E402
     missing_mentions,
     refusal_correct,
 )
-from assistant.settings import SAMPLE_COLLECTION  # noqa: E402
+from assistant.settings import SAMPLE_COLLECTION
 
 BENCH_DIR = Path(__file__).resolve().parent
 PEERS_VENV = BENCH_DIR / ".venv-peers"
@@ -185,7 +184,7 @@ def ensure_peers_venv(venv: Path, spec: str) -> Path:
     """The python of ``venv``, creating it and installing ``spec`` (paper-qa) on first use."""
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import paperqa"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
         return python
     base = shutil.which("python3") or sys.executable
     _log(f"creating {venv} and installing {spec} (first use; a minute or two)")
@@ -217,10 +216,9 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early:\n{self.log.read_text(errors='replace')[-3000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.ready_url, timeout=2) as response:  # noqa: S310  (loopback)
-                    if response.status == 200:
-                        return
+            with contextlib.suppress(OSError), urllib.request.urlopen(self.ready_url, timeout=2) as response:
+                if response.status == 200:
+                    return
             time.sleep(0.5)
         raise RuntimeError(f"{self.name} did not answer within {timeout_s:.0f} s:\n{self.log.read_text(errors='replace')[-3000:]}")
 
@@ -322,13 +320,13 @@ def run_paper_assistant(
     }
     started = time.monotonic()
     ingest = subprocess.run(
-        [*base, "ingest", str(papers_file), "--json"], env=env, capture_output=True, text=True, timeout=timeout_s
+        [*base, "ingest", str(papers_file), "--json"], env=env, capture_output=True, text=True, timeout=timeout_s, check=False
     )
     if ingest.returncode != 0:
         raise RuntimeError(f"paper-assistant ingest failed ({ingest.returncode}): {ingest.stderr.strip()[-1500:]}")
     left = timeout_s - (time.monotonic() - started)
     evaluation = subprocess.run(
-        [*base, "eval", str(subset), "--json"], env=env, stdout=subprocess.PIPE, text=True, timeout=max(left, 1)
+        [*base, "eval", str(subset), "--json"], env=env, stdout=subprocess.PIPE, text=True, timeout=max(left, 1), check=False
     )
     if evaluation.returncode != 0:
         raise RuntimeError(f"paper-assistant eval failed with exit code {evaluation.returncode}")
@@ -407,7 +405,7 @@ def _f(value: float | None, digits: int = 2) -> str:
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    line = lambda row: "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+    line = lambda row: "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"
     rule = "| " + " | ".join("-" * w for w in widths) + " |"
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
 
@@ -575,7 +573,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: C901, PLR0912, PLR0915
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     deadline = started + 60 * args.budget_minutes

@@ -31,7 +31,7 @@ def _make_handler(embed: Any, lock: threading.Lock) -> type[BaseHTTPRequestHandl
     class Handler(BaseHTTPRequestHandler):
         server_version = "peers-embed/1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002  (quiet: the benchmark prints tables)
+        def log_message(self, format: str, *args: object) -> None:
             return
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
@@ -42,13 +42,13 @@ def _make_handler(embed: Any, lock: threading.Lock) -> type[BaseHTTPRequestHandl
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path.rstrip("/") in ("/health", "/v1/models", "/models"):
                 self._send(200, {"object": "list", "data": [{"id": MODEL_NAME, "object": "model"}]})
             else:
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path.rstrip("/") not in ("/v1/embeddings", "/embeddings"):
                 self._send(404, {"error": {"message": f"no route {self.path}"}})
                 return

@@ -61,8 +61,8 @@ def _offline_environment() -> None:
 
 _offline_environment()
 
-from paperqa import Docs, Settings  # noqa: E402
-from paperqa.prompts import CANNOT_ANSWER_PHRASE  # noqa: E402
+from paperqa import Docs, Settings
+from paperqa.prompts import CANNOT_ANSWER_PHRASE
 
 
 class FailureCounter(logging.Handler):
@@ -176,7 +176,7 @@ async def answer_one(
             answer_started = time.perf_counter()
             session = await docs.aquery(session, settings=settings)
             result["answer_seconds"] = time.perf_counter() - answer_started
-    except BaseException as exc:  # noqa: BLE001  (one failing question must not end the run; Ctrl-C still stops below)
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         if isinstance(exc, TimeoutError) and not str(exc) and budget_bound:
