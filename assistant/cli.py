@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from assistant.errors import EXIT_BAD_INPUT, EXIT_OK, AssistantError, InvalidInput, describe
 from assistant.schema import PaperList, Problem, SearchResults
-from assistant.settings import SAMPLE_COLLECTION, Settings, load_settings
+from assistant.settings import DEFAULT_LOCAL_MODEL, SAMPLE_COLLECTION, Settings, load_settings
 from ingestion.errors import IngestionError
 
 DEBUG_VARIABLE = "ASSISTANT_DEBUG"
@@ -137,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--retrieval-only", action="store_true", help="skip the model: recall and MRR only")
     evaluation.add_argument("-k", type=_count, default=5, help="retrieval depth for recall@k (default 5)")
     evaluation.add_argument("--json", action="store_true")
+
+    models = commands.add_parser(
+        "models", parents=[common], help="the offline models: installed, verified, how fast here"
+    )
+    models.add_argument("--prepare", metavar="MODEL", type=text_argument, help="join and verify MODEL's weights now")
+    models.add_argument("--json", action="store_true")
 
     app = commands.add_parser("app", parents=[common], help="open the chat app in the browser (Streamlit)")
     app.add_argument("--port", type=_port, default=8501, help="port on 127.0.0.1 (default 8501)")
@@ -391,6 +397,62 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.llm import LOCAL_MODELS
+    from assistant.llm.local import LocalModelReport, gguf_path, local_model
+
+    models_dir = settings.store.models_dir
+    if args.prepare:
+        name = args.prepare if "/" in args.prepare else f"local/{args.prepare}"
+        chosen = local_model(name)
+        if chosen is None:
+            raise InvalidInput(f"{args.prepare!r} is not a local model: see `paper-assistant models`")
+        path = gguf_path(chosen, models_dir, _byte_progress(f"preparing {chosen.model_string}"))
+        print(f"{chosen.model_string}: verified, {path}", file=sys.stderr)
+    reports = [
+        LocalModelReport.of(model, settings.llm, models_dir, default=DEFAULT_LOCAL_MODEL)
+        for model in LOCAL_MODELS.values()
+    ]
+    if args.json:
+        _print_json({"models": [report.model_dump(mode="json") for report in reports]})
+        return EXIT_OK
+    for report in reports:
+        state = (
+            "verified"
+            if report.verified
+            else "assembled"
+            if report.assembled
+            else "installed"
+            if report.installed
+            else "not installed"
+        )
+        speed = (
+            f"reads {report.speed.read_tokens_per_s:.0f} tok/s, writes {report.speed.write_tokens_per_s:.1f} tok/s here"
+            if report.speed
+            else "speed not measured yet"
+        )
+        default = " (default)" if report.default else ""
+        print(f"{report.model}{default}: {report.description}; {state}; {speed}")
+        if report.install_command:
+            print(f"  install: {report.install_command}")
+    return EXIT_OK
+
+
+def _byte_progress(label: str) -> Callable[[int, int], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width if total == 0 else int(width * done / total)
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done / 1e6:.0f}/{total / 1e6:.0f} MB")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
 def app_options(address: str, port: int) -> list[str]:
     """Streamlit options of `.streamlit/config.toml`, given on the command line as well: Streamlit
     reads that file from the working directory only, and the app must behave the same from anywhere
@@ -470,6 +532,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "app": cmd_app,
+    "models": cmd_models,
     "serve": cmd_serve,
     "eval": cmd_eval,
     "ingest": cmd_ingest,

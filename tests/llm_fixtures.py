@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.llm.local import LOCAL_MODELS, gguf_path, local_model_missing
-from assistant.settings import Settings
+from assistant.settings import Settings, StoreSettings
 
 SMOLLM2 = LOCAL_MODELS["smollm2-135m-instruct"]
 GEMMA3 = LOCAL_MODELS["gemma3-270m"]
@@ -37,7 +37,7 @@ def free_port() -> int:
 
 def local_model_unavailable() -> str | None:
     """Why the bundled local model cannot run here, or None when it can."""
-    return local_model_missing(SMOLLM2)
+    return local_model_missing(SMOLLM2, StoreSettings().models_dir)
 
 
 def smollm2_gguf(data_dir: Path) -> Path:

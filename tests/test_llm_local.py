@@ -154,8 +154,8 @@ def test_plain_litellm_completion_whole_and_streamed(settings: Settings) -> None
 
 
 def test_gemma3_base_model_answers_from_a_plain_transcript(tmp_path: Path) -> None:
-    if local.local_model_missing(GEMMA3):
-        pytest.skip(str(local.local_model_missing(GEMMA3)))
+    if missing := local.local_model_missing(GEMMA3, tmp_path / "models"):
+        pytest.skip(missing)
     gemma_settings = make_settings(tmp_path, model=GEMMA3.model_string, max_answer_tokens=16)
     completion = LiteLLMBackend.from_settings(gemma_settings).generate(CAPITAL_QUESTION).result
     assert completion.text.strip()

