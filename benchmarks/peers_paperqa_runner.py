@@ -61,8 +61,8 @@ def _offline_environment() -> None:
 
 _offline_environment()
 
-from paperqa import Docs, Settings
-from paperqa.prompts import CANNOT_ANSWER_PHRASE
+from paperqa import Docs, Settings  # noqa: E402  (after the offline environment is set)
+from paperqa.prompts import CANNOT_ANSWER_PHRASE  # noqa: E402
 
 
 class FailureCounter(logging.Handler):
@@ -159,7 +159,13 @@ async def add_papers(docs: Docs, papers: list[dict[str, Any]], settings: Setting
 
 
 async def answer_one(
-    docs: Docs, question: dict[str, Any], settings: Settings, counter: FailureCounter, timeout_s: float, *, budget_bound: bool
+    docs: Docs,
+    question: dict[str, Any],
+    settings: Settings,
+    counter: FailureCounter,
+    timeout_s: float,
+    *,
+    budget_bound: bool,
 ) -> dict[str, Any]:
     """One question through the evidence and answer steps; ``budget_bound``: the timeout is the run's deadline."""
     counter.reset()
@@ -183,7 +189,11 @@ async def answer_one(
             # Cut by the run's time budget, not a failure of PaperQA2: reported as skipped.
             result["skipped"] = f"the time budget ran out during this question ({step.split(' ')[0]} step)"
         else:
-            name = f"Timeout after {timeout_s:.0f} s (question_timeout_s)" if isinstance(exc, TimeoutError) and not str(exc) else type(exc).__name__
+            name = (
+                f"Timeout after {timeout_s:.0f} s (question_timeout_s)"
+                if isinstance(exc, TimeoutError) and not str(exc)
+                else type(exc).__name__
+            )
             result["error"] = f"{name}: {' '.join(str(exc).split())[:400]}".rstrip(": ")
             result["error_step"] = step
             result["traceback_tail"] = traceback.format_exc(limit=6)[-1500:]
@@ -242,13 +252,15 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         await add_papers(docs, job["papers"], settings)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         out["add_error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]} (step: Docs.aadd)"
     out["add_seconds"] = time.perf_counter() - started
     out["texts"] = len(docs.texts)
     for question in job["questions"]:
         if out["add_error"]:
-            out["items"].append({"id": question["id"], "error": out["add_error"], "error_step": "Docs.aadd", "seconds": 0.0})
+            out["items"].append(
+                {"id": question["id"], "error": out["add_error"], "error_step": "Docs.aadd", "seconds": 0.0}
+            )
             continue
         left = deadline - time.monotonic()
         done = [i["seconds"] for i in out["items"] if not i.get("skipped") and not i.get("error")]
@@ -269,7 +281,11 @@ async def run(job: dict[str, Any]) -> dict[str, Any]:
             else "declined" if item.get("declined")
             else f"cited {item.get('cited_ids')}"
         )  # fmt: skip
-        print(f"paperqa {question['id']}: {item['seconds']:.1f} s, {state}, context failures {item['context_failures']}", file=sys.stderr, flush=True)
+        print(
+            f"paperqa {question['id']}: {item['seconds']:.1f} s, {state}, context failures {item['context_failures']}",
+            file=sys.stderr,
+            flush=True,
+        )
     return out
 
 
