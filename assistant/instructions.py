@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from assistant.text import split_sentences
 
@@ -59,7 +60,7 @@ _EXAMPLE = re.compile(r"\b(?:e\.\s?g|i\.\s?e)\b\.?,?\s*|\bfor (?:example|instanc
 # also after a comma or an opening bracket, optionally after a quote and polite or temporal fillers.
 # ("(say addition)" and "a length of, say, 5" are examples, not orders: a bare "say" counts only at a
 # strict start.)
-_FILLER = r"(?:(?:please|kindly|now|then|also|just|simply|instead|first|finally|so|but)\s+){0,3}"
+_FILLER = r"(?:(?:please|kindly|now|then|also|just|simply|instead|first|finally|so|but|from\s+now\s+on,?)\s+){0,3}"
 
 _ADDRESSEE = (
     r"(?:ai|a\.i\.|llm|llms|gpt|chatgpt|gpt-?\d\w*|claude|gemini|copilot|bard|assistant|ai assistant|chatbot|bot|"
@@ -90,7 +91,10 @@ _NAMED = (
     r"(?:(?:hyper)?links?|urls?|markdown|html|images?|img|pictures?|emojis?|phrases?|words?|sentences?|strings?|"
     r"following|below|verbatim|exactly|only)\b"
 )
-_LEAD = r"(?:(?:it|this|that|them|back|only|exactly|just|verbatim|with|the|a|an|your|in|at|following)\s+){0,4}"
+_LEAD = (
+    r"(?:(?:it|this|that|them|back|only|exactly|just|verbatim|with|the|a|an|your|in|at|following|every|each|any|all|"
+    r"questions?)\s+){0,4}"
+)
 _NOT_A_WORD_GOES_ON = r"(?![-\w\"'])"
 
 
@@ -255,7 +259,7 @@ _ANYWHERE: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
         (
             ("system", "assistant", "user", "human"),
             (
-                r"(?:^|[.!?;][\"')\]]*(?:\s*\[[^\]]{1,30}\])*\s+|#+\s*)"
+                r"(?:^|[.!?;][\"')\]]*(?:\s*\[[^\]]{1,30}\])*\s+|#+\s*|>\s*)"
                 r"(?-i:(?:SYSTEM|System|ASSISTANT|Assistant|USER|User|HUMAN|Human))\s*:"
                 r"(?!\s*(?:and|or)\b|\s*,)"
             ),
@@ -311,3 +315,26 @@ def instruction_sentences(text: str) -> list[str]:
 def has_instructions(text: str) -> bool:
     """Whether any sentence of ``text`` gives the reader or the model orders."""
     return bool(instruction_sentences(text))
+
+
+@lru_cache(maxsize=4096)
+def without_instructions(text: str) -> str:
+    """``text`` without the sentences that give orders: what may serve as evidence or be quoted."""
+    flagged = instruction_sentences(text)
+    for sentence in flagged:
+        text = text.replace(sentence, " ")
+    return " ".join(text.split()) if flagged else text
+
+
+def instructions_notice(titles_and_abstracts: list[tuple[str, str]]) -> str | None:
+    """What the user is told when abstracts given to the model held orders that were left out."""
+    flagged = [title for title, abstract in titles_and_abstracts if has_instructions(abstract)]
+    if not flagged:
+        return None
+    names = "; ".join(f"“{title}”" for title in flagged[:3]) + (
+        f" and {len(flagged) - 3} more" if len(flagged) > 3 else ""
+    )
+    return (
+        f"The abstract of {names} contains text addressed to an AI model or its reader; it is kept as written "
+        "but was not given to the model, quoted or used as evidence."
+    )

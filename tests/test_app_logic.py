@@ -202,7 +202,7 @@ def test_multiline_literal_text_keeps_its_lines_and_opens_no_block() -> None:
 def test_model_markdown_keeps_emphasis_but_opens_no_tag_link_or_image() -> None:
     text = "**Key** result: <img src=x onerror=alert(1)> [click](javascript:alert(1)) ![x](http://e/x.png) $E=mc^2$ :red[alarm]"
     markdown = render.model_markdown(text)
-    assert tags(markdown) == {"p", "strong"}
+    assert tags(markdown) == {"p", "strong", "code"}, "the image's address shows as inert code"
     assert "<img" in text_of(markdown) and "[click](javascript:alert(1))" in text_of(markdown)
 
 

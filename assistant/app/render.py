@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from assistant.citations import PLAIN
+from assistant.citations import PLAIN, cited_sources
 from assistant.features.compare import short_title
 from assistant.schema import Comparison, Paper, Source
 
@@ -27,26 +27,83 @@ _LITERAL_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>&$:~^=])")
 _MODEL_SPECIALS = re.compile(r"([\\<>&\[\]$:])")
 
 
+# Streamlit's Markdown (GFM) turns these into anchors even when their punctuation is escaped.
+_ADDRESS = re.compile(
+    r"\b(?:https?|ftp)://[^\s<>`\"'()\[\]{}|\\^]+|\bwww\.[^\s<>`\"'()\[\]{}|\\^]+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+    re.IGNORECASE,
+)
+_TRAILING = ".,;:!?"
+
+
+def addresses_in(text: str) -> set[str]:
+    """The URLs and e-mail addresses in ``text``, as written (without trailing punctuation)."""
+    return {match.group(0).rstrip(_TRAILING) for match in _ADDRESS.finditer(text)}
+
+
+def _with_addresses(text: str, escape: re.Pattern[str], linked: frozenset[str]) -> str:
+    """``text`` escaped by ``escape``; each address a link showing its full address when in ``linked``, else inert code."""
+    parts: list[str] = []
+    position = 0
+    for match in _ADDRESS.finditer(text):
+        address = match.group(0).rstrip(_TRAILING)
+        parts.append(escape.sub(r"\\\1", text[position : match.start()]))
+        if address in linked and address.lower().startswith(("http://", "https://")):
+            shown = _LITERAL_SPECIALS.sub(r"\\\1", address)
+            parts.append(f"[{shown}]({address})")
+        else:
+            parts.append(f"`{address.replace('`', '')}`")
+        position = match.start() + len(address)
+    parts.append(escape.sub(r"\\\1", text[position:]))
+    return "".join(parts)
+
+
 def literal_markdown(text: str) -> str:
-    """``text`` as Markdown that displays exactly these characters (titles, abstracts, user messages)."""
-    lines = [_LITERAL_SPECIALS.sub(r"\\\1", line.strip()) for line in text.splitlines()]
+    """``text`` as Markdown that displays exactly these characters (titles, abstracts, user messages).
+
+    An address in it is a link only when it is one of the text's own web addresses (an abstract's
+    code URL), shown in full; e-mail addresses are shown as text.
+    """
+    own = frozenset(addresses_in(text))
+    lines = [_with_addresses(line.strip(), _LITERAL_SPECIALS, own) for line in text.splitlines()]
     return "  \n".join(lines)
 
 
 def inline_literal(text: str) -> str:
-    """Like :func:`literal_markdown`, on one line (labels, table headers)."""
-    return _LITERAL_SPECIALS.sub(r"\\\1", " ".join(text.split()))
+    """Like :func:`literal_markdown`, on one line (labels, table headers), with no link at all."""
+    return _with_addresses(" ".join(text.split()), _LITERAL_SPECIALS, frozenset())
 
 
-def model_markdown(text: str) -> str:
-    """Model text made inert: emphasis and lists stay, HTML, links and directives show as typed."""
-    return _MODEL_SPECIALS.sub(r"\\\1", text)
+def model_markdown(text: str, linked: frozenset[str] = frozenset()) -> str:
+    """Model text made inert: emphasis and lists stay, HTML, links and directives show as typed.
+
+    An address becomes a link only when it is in ``linked`` (a paper's own link, or an address its
+    cited abstract contains), and then shows its full address; any other is inert code.
+    """
+    return _with_addresses(text, _MODEL_SPECIALS, linked)
 
 
 def safe_stream(pieces: Iterable[str]) -> Iterator[str]:
-    """Streamed model text made inert piece by piece, for ``st.write_stream``."""
+    """Streamed model text made inert, for ``st.write_stream``, which renders what it has gathered.
+
+    Text goes out up to its last whitespace: an address split across pieces is made inert whole.
+    """
+    pending = ""
     for piece in pieces:
-        yield model_markdown(piece)
+        pending += piece
+        cut = max(pending.rfind(" "), pending.rfind("\n")) + 1
+        if cut:
+            yield model_markdown(pending[:cut])
+            pending = pending[cut:]
+    if pending:
+        yield model_markdown(pending)
+
+
+def linkable(sources: Sequence[Source]) -> frozenset[str]:
+    """Addresses a reply may show as links: the papers' own links and the web addresses their texts contain."""
+    found = {source.link for source in sources if source.link}
+    for source in sources:
+        found |= addresses_in(source.text)
+    return frozenset(found)
 
 
 _SLUG_SAFE = re.compile(r"^[a-z0-9 ]+$")
@@ -72,19 +129,19 @@ def source_heading(n: int, scope: str) -> SourceHeading:
     return SourceHeading(text=text, anchor=text.lower().replace(" ", "-"))
 
 
-def _linked_citations(text: str, numbers: set[int], scope: str) -> str:
+def _linked_citations(text: str, numbers: set[int], scope: str, linked: frozenset[str]) -> str:
     """Inert ``text`` whose ``[n]`` for known sources link to their cards."""
     parts = []
     position = 0
     for match in PLAIN.finditer(text):
-        parts.append(model_markdown(text[position : match.start()]))
+        parts.append(model_markdown(text[position : match.start()], linked))
         n = int(match.group(1))
         if n in numbers:
             parts.append(f"[\\[{n}\\]](#{source_heading(n, scope).anchor})")
         else:
             parts.append(model_markdown(match.group(0)))
         position = match.end()
-    parts.append(model_markdown(text[position:]))
+    parts.append(model_markdown(text[position:], linked))
     return "".join(parts)
 
 
@@ -99,6 +156,7 @@ def cited_markdown(text: str, sources: Sequence[Source], scope: str, unsupported
     the page lists it separately.
     """
     numbers = {source.n for source in sources}
+    linked = linkable(cited_sources(text, sources)) if sources else frozenset()
     spans: list[tuple[int, int]] = []
     for sentence in unsupported:
         start = text.find(sentence) if sentence.strip() else -1
@@ -107,11 +165,11 @@ def cited_markdown(text: str, sources: Sequence[Source], scope: str, unsupported
     parts = []
     position = 0
     for start, end in sorted(spans):
-        parts.append(_linked_citations(text[position:start], numbers, scope))
-        flagged = _linked_citations(" ".join(text[start:end].split()), numbers, scope)
+        parts.append(_linked_citations(text[position:start], numbers, scope, linked))
+        flagged = _linked_citations(" ".join(text[start:end].split()), numbers, scope, linked)
         parts.append(f":orange-background[{FLAG} {flagged}]")
         position = end
-    parts.append(_linked_citations(text[position:], numbers, scope))
+    parts.append(_linked_citations(text[position:], numbers, scope, linked))
     return "".join(parts)
 
 
