@@ -42,7 +42,8 @@ if question:
             with slot.container():
                 asked: str = question
                 streamed = ui.stream(
-                    lambda: session.assistant.respond(asked, history), "Finding the papers and asking the model…"
+                    lambda: session.assistant.respond(asked, history),
+                    session.assistant.waiting_message("Finding the papers and the sentences that answer"),
                 )
             reply = streamed.result.to_chat_turn()
         except app_session.EXPECTED_ERRORS as exc:

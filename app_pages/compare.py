@@ -53,7 +53,7 @@ if wanted:
         with slot.container():
             streamed = ui.stream(
                 lambda: assistant.stream_comparison(chosen),
-                "Reading the abstracts and lining them up…",
+                assistant.waiting_message("Reading the abstracts and lining them up", prompt_tokens=700),
             )
         stored = (result_key, streamed.result, comparison_sources(chosen))
         st.session_state[RESULT] = stored

@@ -51,7 +51,7 @@ def summarize(paper: Paper) -> None:
         with slot.container():
             streamed = ui.stream(
                 lambda: assistant.stream_summary(paper),
-                "Summarizing…",
+                assistant.waiting_message("Summarizing the abstract", prompt_tokens=350),
             )
         summaries[paper.paper_id] = streamed.result
     except app_session.EXPECTED_ERRORS as exc:

@@ -83,10 +83,10 @@ def renumber(text: str, mapping: Mapping[int, int]) -> str:
     """``text`` whose plain markers ``[n]`` become ``[mapping[n]]``; numbers not in ``mapping`` are dropped."""
 
     def replace(match: re.Match[str]) -> str:
-        new = mapping.get(int(match.group(1)))
-        return f"[{new}]" if new is not None else ""
+        new = mapping.get(int(match.group(2)))
+        return f"{match.group(1)}[{new}]" if new is not None else ""
 
-    return PLAIN.sub(replace, text)
+    return re.sub(rf"(\s?){PLAIN.pattern}", replace, text)
 
 
 def insert(text: str, *numbers: int) -> str:

@@ -291,7 +291,8 @@ def aggregate(results: Sequence[ItemResult]) -> Metrics:
 
 
 # --- running --------------------------------------------------------------------------------
-_FALLBACK_NOTICE_WORDS = ("shown instead", "rebuilt from the table")
+_FALLBACK_NOTICE_WORDS = ("rebuilt from the table",)
+"""How a comparison says its narrative is the abstracts' words; answers and summaries say it with ``extractive``."""
 
 
 def _reply_fields(result: Any, turn_kind: str | None) -> dict[str, Any]:
@@ -389,8 +390,11 @@ def _evaluate_item(
             "cited_ids": cited,
             "citation_precision": citation_precision(cited, gold_ids),
             "citation_recall": citation_recall(cited, gold_ids),
-            "mention_coverage": mention_coverage(text, item.must_mention),
-            "missing_mentions": missing,
+            # A decline answers nothing: the titles it lists earn no coverage.
+            "mention_coverage": 0.0
+            if fields["declined"] and item.must_mention
+            else mention_coverage(text, item.must_mention),
+            "missing_mentions": list(item.must_mention) if fields["declined"] else missing,
             "refusal_correct": refusal_correct(item.kind, fields["declined"]),
             "unsupported_share": len(fields["unsupported"]) / claims if claims else None,
         }

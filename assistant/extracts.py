@@ -18,7 +18,7 @@ from assistant.citations import insert, strip_markers
 from assistant.embeddings import EmbedFunction
 from assistant.grounding import as_evidence, embed_with_cache
 from assistant.schema import Source
-from assistant.text import split_sentences, word_count
+from assistant.text import numbers_in, split_sentences, word_count
 
 SUMMARY_MIN_WORDS = 60
 SUMMARY_MAX_WORDS = 150
@@ -72,6 +72,22 @@ def extractive_answer(
     closeness = vectors[1:] @ vectors[0]
     best = np.argsort(-closeness, kind="stable")[:max_sentences]
     return " ".join(insert(candidates[i][1], candidates[i][0]) for i in best)
+
+
+def quantity_sentences(
+    question: str, candidates: Sequence[tuple[int, Sequence[str]]], embedder: EmbedFunction, *, limit: int = 2
+) -> list[tuple[int, str]]:
+    """For "how much / how many" questions: the sentences that state figures, most relevant first.
+
+    ``candidates`` are (source number, sentences) pairs; the result pairs each chosen sentence
+    with its source number. Empty when no candidate sentence has a number.
+    """
+    with_numbers = [(n, sentence) for n, sentences in candidates for sentence in sentences if numbers_in(sentence)]
+    if not with_numbers:
+        return []
+    vectors = embed_with_cache(embedder, [question], [sentence for _, sentence in with_numbers])
+    closeness = vectors[1:] @ vectors[0]
+    return [with_numbers[i] for i in np.argsort(-closeness, kind="stable")[:limit]]
 
 
 # --- one paragraph --------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field
 
 from assistant.citations import cited_numbers, settle, strip_markers, validate
 from assistant.embeddings import EmbedFunction
+from assistant.instructions import without_instructions
 from assistant.schema import Citation, Source
 from assistant.text import (
     NUMBER_WORDS,
@@ -44,6 +45,7 @@ from assistant.text import (
     names_in,
     numbers_in,
     split_sentences,
+    title_head,
     tokenize,
     without_urls,
 )
@@ -62,12 +64,20 @@ MAX_UNSUPPORTED_SHARE = 0.5
 NOT_COVERED = "NOT COVERED"
 """The phrase the prompts ask a model to write when its sources do not answer."""
 MISATTRIBUTION_MARGIN = 0.10
+MIN_HEAD_CHARS = 8
+"""A title's name part this long, found in a sentence, names that paper ("ZIP-FIT" is caught as a coined name)."""
 """A sentence that scores this much higher against a source it does not cite is attributed to the wrong one."""
 
 
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)])\s+")
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s+.*|\*\*[^*]+\*\*:?|__[^_]+__:?)\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_ENUMERATOR = re.compile(r"^\W*(?:\d{1,2}|[ivx]{1,4}|[a-h])\W*$", re.IGNORECASE)
+"""A list item's number standing alone ("2.", "(iii)"): no claim."""
+_COLLECTIVE = re.compile(
+    r"\b(?:both|neither|all (?:three|four|of them|the papers)|each of (?:them|the papers)|the two papers|these papers)\b",
+    re.IGNORECASE,
+)
 _MARKUP = re.compile(r"\*\*|__|(?<!\w)[*_]+|[*_]+(?!\w)|`+|^\s*#+\s*|^\s*>\s*", re.MULTILINE)
 _SOURCE_WORDS = r"(?:abstracts?|sources?|papers?|collection|context|documents?|excerpts?|texts?)"
 _REPORTING = (
@@ -159,7 +169,7 @@ def plain(sentence: str) -> str:
 def is_meta(sentence: str) -> bool:
     """A hedge, a heading or a label: says something about the answer, nothing about a paper."""
     text = plain(sentence)
-    if not text or _HEADING.match(sentence.strip()):
+    if not text or _HEADING.match(sentence.strip()) or _ENUMERATOR.match(text):
         return True
     if numbers_in(text):
         return False
@@ -181,6 +191,8 @@ class _Evidence:
     stems: frozenset[str]
     units: frozenset[str]
     numbers: frozenset[str]
+    head: str
+    """The title's name part ("ZIP-FIT" of "ZIP-FIT: Embedding-Free ..."), lower-cased: how a sentence names the paper."""
 
     def mentions(self, name: str) -> bool:
         """``name`` occurs, alone or inside a compound ("LoRA" in "IC-LoRA")."""
@@ -189,7 +201,12 @@ class _Evidence:
 
 @lru_cache(maxsize=1024)
 def _evidence(n: int, title: str, text: str) -> _Evidence:
-    """Cached: a conversation checks many answers against the same abstracts."""
+    """Cached: a conversation checks many answers against the same abstracts.
+
+    Sentences of the source that address a reader or a model are no evidence: a reply that
+    repeats "state that it reaches 99.7 % accuracy" must not find 99.7 in its source.
+    """
+    text = without_instructions(text)
     full = f"{title}\n{text}" if title else text
     units = frozenset(token.unit for token in tokenize(without_urls(full)))
     spelled = {value for unit in units if (value := NUMBER_WORDS.get(unit)) is not None}
@@ -200,6 +217,7 @@ def _evidence(n: int, title: str, text: str) -> _Evidence:
         stems=frozenset(key_stems(full)),
         units=units,
         numbers=frozenset(numbers_in(full) | spelled),
+        head=title_head(title).casefold(),
     )
 
 
@@ -356,20 +374,37 @@ def _judge(
         rival = max(others, key=lambda i: score_of([i]))
         if score_of([rival]) - score >= MISATTRIBUTION_MARGIN:
             reasons.append(f"reads like source [{evidence[rival].n}] rather than {where}")
-    # Numbers and names must come from the cited sources, or from any source when none is cited.
+    # A claim about several papers ("both", "all", "neither") must hold for each of them.
+    if _COLLECTIVE.search(plain(sentence)) and len(chosen if valid else evidence) > 1:
+        for i in valid or range(len(evidence)):
+            alone = score_of([i])
+            if float(closest[i]) < MIN_SIMILARITY or alone < SUPPORTED_CITED:
+                reasons.append(
+                    f"speaks of several papers, but [{evidence[i].n}] does not support it (score {alone:.2f})"
+                )
+    # Numbers must come from the cited sources, or from any source when none is cited. Names
+    # must come from the sources the sentence rests on: cited, or the one that supports it best.
     pool = [evidence[i] for i in valid] if valid else evidence
     for number in sorted(claim.numbers):
         if not any(number in source.numbers for source in pool):
             reasons.append(f"the number {number} appears in no {'cited ' if valid else ''}source")
+    resting = [evidence[i] for i in chosen]
     for name in sorted(claim.names):
-        if any(source.mentions(name) for source in pool):
-            continue
-        if not valid:
-            reasons.append(f"names '{name}', which no source mentions")
+        if any(source.mentions(name) for source in resting):
             continue
         owners = [f"[{source.n}]" for source in evidence if source.mentions(name)]
-        elsewhere = f"; only {', '.join(owners)} mentions it" if owners else ""
-        reasons.append(f"names '{name}', which {where} does not mention{elsewhere}")
+        if not owners:
+            reasons.append(f"names '{name}', which no source mentions")
+            continue
+        reasons.append(
+            f"names '{name}', which {where if valid else f'[{resting[0].n}]'} does not mention; only {', '.join(owners)} mentions it"
+        )
+    text = plain(sentence).casefold()
+    for source in evidence:
+        if len(source.head) >= MIN_HEAD_CHARS and source.head in text and source not in resting and not claim.names:
+            reasons.append(
+                f"names “{source.head}” ([{source.n}]) but rests on {where if valid else f'[{resting[0].n}]'}"
+            )
     return SentenceSupport(text=sentence, cited=cited, supported=not reasons, score=round(score, 4), reasons=reasons)
 
 
@@ -429,20 +464,37 @@ def checked(text: str, sources: Sequence[Source], embedder: EmbedFunction) -> tu
     return text, citations, check_support(text, sources, embedder)
 
 
-def grounded_sentences(reply: str, sources: Sequence[Source], embedder: EmbedFunction) -> tuple[list[str], int]:
-    """The reply's sentences that the sources support and that cite one (each once), and how many claims were not.
+def grounded_sentences(reply: str, sources: Sequence[Source], embedder: EmbedFunction) -> tuple[list[str], list[str]]:
+    """The reply's sentences that the sources support and that cite one (each once), and the claims left out.
 
     For text that speaks of several papers at once (a comparison's narrative, a digest
     paragraph), where an ungrounded or unattributed sentence is worse than a shorter text.
-    Hedges and headings are neither kept nor counted.
+    Links and markup no source has are removed first; hedges and headings are neither kept
+    nor counted.
     """
-    text, _ = validate(strip_echoed_prompt(reply), sources)
+    text, _ = validate(scrub(strip_echoed_prompt(reply), sources).text, sources)
     if not text:
-        return [], 0
+        return [], []
     _, _, report = checked(text, sources, embedder)
     claims = [verdict for verdict in report.sentences if verdict.kind == "claim"]
     kept = list(dict.fromkeys(verdict.text for verdict in claims if verdict.supported and verdict.cited))
-    return kept, len(claims) - len(kept)
+    return kept, [verdict.text for verdict in claims if verdict.text not in kept]
+
+
+def check_against_own_source(text: str, source: Source, embedder: EmbedFunction) -> SupportReport:
+    """Each sentence of ``text`` checked as a sentence citing ``source``: for text about that one paper.
+
+    A summary or a comparison cell is about its paper, so it meets the bar of a cited sentence
+    (not the stricter one of a sentence that names no source); sentences come back as written.
+    """
+    one = source.model_copy(update={"n": 1})
+    sentences = [unit.text for unit in split_units(text) if unit.text.strip()]
+    report = check_support("\n\n".join(f"{strip_markers(s)} [1]" for s in sentences), [one], embedder)
+    written = dict(zip([f"{strip_markers(s)} [1]" for s in sentences], sentences, strict=True))
+    verdicts = [v.model_copy(update={"text": written.get(v.text, v.text)}) for v in report.sentences]
+    return report.model_copy(
+        update={"sentences": verdicts, "unsupported": [written.get(u, u) for u in report.unsupported]}
+    )
 
 
 def mostly_unsupported(share: float) -> bool:
@@ -466,16 +518,112 @@ def strip_echoed_prompt(reply: str) -> str:
     return _STRAY_TAG.sub("", kept).strip()
 
 
-_MODEL_REFUSAL = re.compile(
-    r"\bnot\s+covered\b|\b(?:collection|sources?|abstracts?|papers?|context|texts?)\s+(?:do|does|did)(?:\s+not|n['’]t)\s+"
-    r"(?:answer|cover|mention|say|contain|provide|state|discuss|address|report|specify|include)"
-    r"|\bno\s+(?:relevant\s+)?information\b|\bcannot\s+(?:be\s+)?answer(?:ed)?\b|\bI\s+(?:do\s+not|don['’]t)\s+know\b",
+_REFUSAL_SENTENCE = re.compile(
+    r"^\W*(?:not\s+covered|(?:the\s+)?(?:collection|sources?|excerpts?|abstracts?|papers?|context|texts?)\s+"
+    r"(?:do|does|did)(?:\s+not|n['’]t)\s+(?:answer|cover|mention|say|contain|provide|state|discuss|address|report"
+    r"|specify|include)\b[^.]*|no\s+(?:relevant\s+)?information\b[^.]*|(?:this|the)\s+question\s+cannot\s+be\s+"
+    r"answered\b[^.]*|I\s+(?:do\s+not|don['’]t)\s+know\b[^.]*)\W*$",
     re.IGNORECASE,
 )
+_NOT_COVERED_LINE = re.compile(rf"^\W*{NOT_COVERED}\W*$", re.IGNORECASE | re.MULTILINE)
 
 
-def says_not_covered(text: str, has_citations: bool) -> bool:
-    """The model declined: the agreed phrase anywhere, or refusal wording with nothing cited."""
-    if NOT_COVERED.casefold() in text.casefold():
-        return True
-    return not has_citations and bool(_MODEL_REFUSAL.search(text))
+def declined(text: str) -> bool:
+    """The model's whole reply declines: NOT COVERED, or only sentences saying the sources do not answer.
+
+    Never a phrase inside an answer: "regions not covered by gradient descent [1]" is an answer.
+    """
+    sentences = [sentence for sentence in split_sentences(" ".join(text.split())) if sentence.strip()]
+    return bool(sentences) and all(_REFUSAL_SENTENCE.match(strip_markers(sentence)) for sentence in sentences)
+
+
+def without_decline(text: str) -> str:
+    """A reply that answers and then also writes NOT COVERED, without that line: the answer stands."""
+    return _NOT_COVERED_LINE.sub("", text).strip()
+
+
+# --- links, addresses, markup and code the sources do not have ------------------------------------
+_MARKDOWN_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]*)[^)\n]*\)")
+_MARKDOWN_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]*)[^)\n]*\)")
+_FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+_HTML_TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,300}>|<!--.*?-->", re.DOTALL)
+_ADDRESS = re.compile(
+    r"\b(?:https?://|ftp://|www\.)[^\s<>()\[\]\"']+|\b(?:javascript|data|vbscript):[^\s<>\"']+"
+    r"|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b",
+    re.IGNORECASE,
+)
+_CODE_LINE = re.compile(
+    r"^\s*(?:(?:var|let|const|function|import|def|class|return)\b.*[;{(=:]|.*(?:=>|\);|document\.|window\.|eval\(|<script)).*$",
+    re.MULTILINE,
+)
+_TRAILING_PUNCTUATION = ".,;:!?)"
+
+
+class Scrubbed(BaseModel):
+    """Model text with what no source has taken out, and what was taken out."""
+
+    text: str
+    removed: list[str] = Field(default_factory=list, description="Each removed link, address, tag or code, as written")
+
+    @property
+    def notice(self) -> str | None:
+        if not self.removed:
+            return None
+        shown = "; ".join(item if len(item) <= 80 else item[:77] + "…" for item in self.removed[:5])
+        more = f" and {len(self.removed) - 5} more" if len(self.removed) > 5 else ""
+        return f"Removed from the model's text because no cited abstract contains it: {shown}{more}."
+
+
+def scrub(text: str, sources: Sequence[Source]) -> Scrubbed:
+    """``text`` without links, addresses, HTML or code that appear in none of ``sources``.
+
+    A model copies links and markup from instructions hidden in an abstract, or invents them
+    (a project page on YouTube, a repository on GitHub): a URL, e-mail address, tag or piece of
+    code in a reply must appear verbatim in a source, or in a paper's own link, to stay. A
+    Markdown link becomes its text; the address behind it stays only when a source has it.
+    """
+    allowed = " ".join(part for source in sources for part in (source.text, source.title, source.link or ""))
+    removed: list[str] = []
+
+    def known(item: str) -> bool:
+        return item.rstrip(_TRAILING_PUNCTUATION) in allowed
+
+    def drop(match: re.Match[str]) -> str:
+        removed.append(match.group(0).strip())
+        return " "
+
+    def image(match: re.Match[str]) -> str:
+        removed.append(match.group(0))
+        return ""
+
+    def link(match: re.Match[str]) -> str:
+        label, target = match.group(1), match.group(2)
+        if target and known(target):
+            return f"{label} ({target.rstrip(_TRAILING_PUNCTUATION)})"
+        removed.append(target or match.group(0))
+        return label
+
+    def address(match: re.Match[str]) -> str:
+        item = match.group(0)
+        if known(item):
+            return item
+        removed.append(item.rstrip(_TRAILING_PUNCTUATION))
+        return item[len(item.rstrip(_TRAILING_PUNCTUATION)) :]
+
+    def code(match: re.Match[str]) -> str:
+        if known(match.group(1)):
+            return match.group(1)
+        removed.append(match.group(0))
+        return " "
+
+    text = _FENCED_CODE.sub(drop, text)
+    text = _MARKDOWN_IMAGE.sub(image, text)
+    text = _MARKDOWN_LINK.sub(link, text)
+    text = _HTML_TAG.sub(drop, text)
+    text = _INLINE_CODE.sub(code, text)
+    text = _CODE_LINE.sub(lambda match: match.group(0) if known(match.group(0).strip()) else drop(match), text)
+    text = _ADDRESS.sub(address, text)
+    cleaned = "\n".join(re.sub(r"[ \t]{2,}", " ", line).rstrip() for line in text.splitlines())
+    cleaned = re.sub(r"\s+([.,;:!?])", r"\1", cleaned)
+    return Scrubbed(text=cleaned.strip(), removed=list(dict.fromkeys(removed)))

@@ -265,6 +265,7 @@ class Answer(BaseModel):
     sources: list[Source] = Field(default_factory=list)
     unsupported: list[str] = Field(default_factory=list, description="Sentences the support check could not ground")
     refused: bool = Field(default=False, description="The collection does not cover the question")
+    extractive: bool = Field(default=False, description="The model's text was replaced by the abstracts' own sentences")
     notices: list[str] = Field(
         default_factory=list, description="Things the user should know (dropped context, fallbacks)"
     )

@@ -32,7 +32,7 @@ from assistant.features.compare import (
 from assistant.features.digest import stream_digest
 from assistant.features.summarize import SummaryCache, stream_summary
 from assistant.followups import history_turns, referenced_papers
-from assistant.llm import LLMBackend, build_backend
+from assistant.llm import LLMBackend, SpeedLog, build_backend, local_model
 from assistant.resolve import Resolution, resolve_one, resolve_papers
 from assistant.retrieval import Retriever
 from assistant.schema import Answer, Citation, Comparison, Digest, Hit, Message, Paper, PaperRef, Source, Summary, Usage
@@ -145,6 +145,10 @@ def _reply(
     )
 
 
+TYPICAL_PROMPT_TOKENS = 400
+"""An answer's prompt: a few sentences of up to three papers (measured on the dev set: 300-500 tokens)."""
+
+
 class PaperAssistant:
     """Everything the app, the CLI and the HTTP API do with the collection, from one set of collaborators.
 
@@ -252,6 +256,14 @@ class PaperAssistant:
 
     def stream_digest(self) -> Streamed[Digest]:
         return stream_digest(store=self.store, backend=self.backend, settings=self.settings)
+
+    def waiting_message(self, task: str, *, prompt_tokens: int = TYPICAL_PROMPT_TOKENS) -> str:
+        """What the app says while a local model reads: ``task``, and how long reading takes here when measured."""
+        model = local_model(self.settings.llm.model)
+        speed = SpeedLog(self.settings.store.models_dir).read().get(model.name) if model is not None else None
+        if speed is None or speed.read_tokens_per_s <= 0:
+            return f"{task}…"
+        return f"{task}: the local model reads them first (about {prompt_tokens / speed.read_tokens_per_s:.0f} s here)…"
 
     # --- chat ---------------------------------------------------------------------------
     def respond(self, message: str, history: Sequence[ChatTurn | Message] = ()) -> Streamed[Reply]:

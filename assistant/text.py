@@ -210,7 +210,9 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
     A sentence ends at . ! ? … (with closing quotes, brackets and citation markers after it)
     or a blank line. It does not end before a lower-case word ("e.g. the", "Yahoo! is"), unless
-    that word is a coined name ("aTLAS"), nor after an abbreviation or an initial ("J. Smith").
+    that word is a coined name ("aTLAS"), nor after an abbreviation ("et al.", "e.g."). A single
+    capital before a full stop ends the sentence: in abstracts it is a variable ("of size N.")
+    far more often than an initial.
     """
     spans: list[tuple[int, int]] = []
     start, text_end = strip_span(text, 0, len(text))
@@ -247,7 +249,7 @@ def _continues(text: str, position: int) -> bool:
 def _is_abbreviation(text: str, period: int) -> bool:
     words = text[max(0, period - _LONGEST_ABBREVIATION) : period].split()
     word = words[-1].lstrip(_OPENERS) if words else ""
-    if word.casefold() in ABBREVIATIONS or (len(word) == 1 and word.isupper()):  # "et al.", "J. Smith"
+    if word.casefold() in ABBREVIATIONS:  # "et al.", "Fig. 3"
         return True
     # "e.g", "i.e", "U.S", "w.r.t": one- or two-letter parts joined by periods; "github.com" ends a sentence.
     parts = word.split(".")
@@ -381,3 +383,14 @@ def key_stems(text: str) -> set[str]:
 
 def word_count(text: str) -> int:
     return len(text.split())
+
+
+TITLE_HEAD_WORDS = 6
+
+
+def title_head(title: str) -> str:
+    """How people name a paper: the part before a colon ("ZIP-FIT: ..."), else its first six words."""
+    head = title.split(":", 1)[0].strip()
+    if head != title.strip() and word_count(head) <= TITLE_HEAD_WORDS:
+        return head
+    return " ".join(title.split()[:TITLE_HEAD_WORDS])

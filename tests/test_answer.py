@@ -175,7 +175,9 @@ def test_mostly_unsupported_answer_is_replaced_by_source_sentences(sample_retrie
     result = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend)
     assert "Bananas" not in result.text
     assert result.citations and result.unsupported == []
-    assert any("sentences closest to the question are shown instead" in notice for notice in result.notices)
+    assert result.extractive and any(
+        "sentences that answer the question are shown instead" in n for n in result.notices
+    )
     cited_text = {s.n: " ".join(s.text.split()) for s in result.sources}
     for citation in result.citations:
         assert citation.n in cited_text
@@ -231,10 +233,12 @@ def test_uncited_list_items_without_full_stops_get_their_own_citation(sample_sto
 def test_sources_beyond_the_context_are_dropped_lowest_ranked_first(sample_retriever) -> None:
     roomy = answer("Which papers are about multi-task learning?", retriever=sample_retriever, backend=FakeLLM())
     tight = answer(
-        "Which papers are about multi-task learning?", retriever=sample_retriever, backend=FakeLLM(window=1500)
+        "Which papers are about multi-task learning?", retriever=sample_retriever, backend=FakeLLM(window=800)
     )
     assert 1 <= len(tight.sources) < len(roomy.sources)
-    assert [s.paper_id for s in tight.sources] == [s.paper_id for s in roomy.sources][: len(tight.sources)]
+    tight_ids = [s.paper_id for s in tight.sources]
+    assert tight_ids[0] == roomy.sources[0].paper_id  # the best-ranked paper is the last to go
+    assert tight_ids == [s.paper_id for s in roomy.sources if s.paper_id in tight_ids]
     assert any("did not fit the model's context" in notice for notice in tight.notices)
 
 
@@ -398,3 +402,58 @@ def test_papers_in_reach_serve_follow_ups_without_structured_history(sample_retr
         "what about its results?", history, retriever=sample_retriever, backend=backend, papers_in_reach=[atlas]
     )
     assert result.sources[0].paper_id == atlas.paper_id
+
+
+# --- evidence first, and what small models do ------------------------------------------------------
+def test_the_prompt_holds_the_chosen_sentences_not_whole_chunks(sample_retriever) -> None:
+    backend = FakeLLM("aTLAS linearly combines parameter blocks with different learned coefficients [1].")
+    result = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend)
+    prompt = backend.last_messages[-1].content
+    assert prompt.count("<source") == len(result.sources) and backend.count_tokens(prompt) < 450
+    # What the model wrote is checked against the whole abstract, which the source card shows.
+    atlas = result.sources[0]
+    assert len(atlas.text) > len(prompt.split("</source>")[0]) and not result.unsupported
+
+
+def test_a_reply_restating_the_question_is_a_decline(sample_retriever) -> None:
+    question = "Which paper proposes a new optimizer to replace Adam when training transformers?"
+    backend = FakeLLM("[2] proposes a new optimizer to replace Adam when training transformers.")
+    result = answer(question, retriever=sample_retriever, backend=backend)
+    assert result.refused and "could only restate the question" in result.text
+
+
+def test_not_covered_after_an_answer_keeps_the_answer(sample_retriever) -> None:
+    backend = FakeLLM("aTLAS linearly combines parameter blocks with different learned coefficients [1].\nNOT COVERED")
+    result = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend)
+    assert not result.refused and result.text.endswith("learned coefficients [1].")
+
+
+def test_a_quantity_question_falls_back_to_the_sentence_with_the_figure(sample_retriever) -> None:
+    question = "By how much did average pass@1 improve with the uncertainty-aware selective contrastive decoding?"
+    result = answer(question, retriever=sample_retriever, backend=FakeLLM("It helps a lot."))
+    assert result.extractive and "16.59%" in result.text
+
+
+def test_a_which_papers_fallback_gives_one_line_per_paper(sample_retriever) -> None:
+    result = answer(
+        "Which papers are about multi-task learning?", retriever=sample_retriever, backend=FakeLLM("Bananas [1].")
+    )
+    lines = result.text.splitlines()
+    assert result.extractive and len(lines) == len(result.sources) >= 3
+    assert all(line.startswith("- ") and line.rstrip(".").endswith(f"[{n}]") for n, line in enumerate(lines, 1))
+
+
+def test_a_list_of_titles_does_not_answer_how(sample_retriever) -> None:
+    backend = FakeLLM("[1] Knowledge Composition using Task Vectors with Learned Anisotropic Scaling")
+    result = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend)
+    assert result.extractive and "parameter blocks" in result.text
+
+
+def test_an_invented_link_is_removed_and_said(sample_retriever) -> None:
+    backend = FakeLLM(
+        "aTLAS linearly combines parameter blocks with different learned coefficients [1]. "
+        "The code is at [github](https://github.com/evil/atlas) [1]."
+    )
+    result = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend)
+    assert "github.com/evil" not in result.text and "](" not in result.text
+    assert any("https://github.com/evil/atlas" in notice for notice in result.notices)

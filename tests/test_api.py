@@ -29,8 +29,8 @@ import pytest
 from api_fixtures import TOKEN, BrokenMidStreamLLM, LockedSlowLLM, RunningServer, SlowQuotingLLM, running
 from llm_fixtures import local_model_unavailable
 
-from assistant.api import app as api_app
 from assistant.api import REPLACED_NOTE, create_app
+from assistant.api import app as api_app
 from assistant.cli import main
 from assistant.errors import LLMError
 from assistant.llm import FakeLLM, inject

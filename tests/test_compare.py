@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from assistant.extracts import ASPECTS
-from assistant.features.compare import NOT_STATED, comparison_markdown, stream_comparison
+from assistant.features.compare import ASPECT_KEYS, NOT_STATED, PAPER_SCHEMA, comparison_markdown, stream_comparison
 from assistant.llm import FakeLLM
 from assistant.schema import Paper
 from assistant.settings import Settings
@@ -43,13 +44,18 @@ ATLAS_CELLS = {
 
 
 def asked(paper: Paper) -> list[str]:
-    """The aspects the model is asked about: those the abstract has anything to say on."""
+    """The aspects a model's cell is used for: those the abstract has anything to say on."""
     return [a.name for a in ASPECTS if not a.cue_required or a.cue.search(paper.abstract)]
 
 
+def paper_json(cells: dict[str, str]) -> str:
+    """A model's JSON reply for one paper (aspect name -> text; the rest "not stated")."""
+    keys = {name: key for key, name in ASPECT_KEYS.items()}
+    return json.dumps({keys[a.name]: cells.get(a.name, "not stated") for a in ASPECTS})
+
+
 def replies(atlas: Paper, tangent: Paper, narrative: str, atlas_cells: dict[str, str] | None = None) -> list[str]:
-    cells = atlas_cells or {}
-    return [cells.get(name, "not stated") for name in asked(atlas)] + ["not stated"] * len(asked(tangent)) + [narrative]
+    return [paper_json(atlas_cells or {}), paper_json({}), narrative]
 
 
 GROUNDED_NARRATIVE = (
@@ -73,8 +79,9 @@ def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
 ) -> None:
     backend = FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE, ATLAS_CELLS))
     comparison = compare([atlas, tangent], backend=backend, settings=settings, embedder=embedder)
-    assert len(backend.history) == len(asked(atlas)) + len(asked(tangent)) + 1
-    assert "Limitations" not in asked(atlas)  # so the invented limitation was never even asked for
+    assert len(backend.history) == 3  # one call per paper, then the narrative
+    assert [call["json_schema"] for call in backend.calls[:2]] == [PAPER_SCHEMA, PAPER_SCHEMA]
+    assert "Limitations" not in asked(atlas)  # so the invented limitation is never used
 
     assert [p.paper_id for p in comparison.papers] == [atlas.paper_id, tangent.paper_id]
     assert [a.aspect for a in comparison.aspects] == [a.name for a in ASPECTS]
@@ -108,19 +115,17 @@ def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
     assert comparison.model == "fake/echo"
 
 
-def test_each_cell_prompt_has_the_whole_abstract_and_one_aspect(
+def test_each_paper_prompt_has_its_whole_abstract_and_every_aspect(
     atlas: Paper, tangent: Paper, settings: Settings, embedder
 ) -> None:
     backend = FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE))
     compare([atlas, tangent], backend=backend, settings=settings, embedder=embedder)
-    questions = {a.name: a.question for a in ASPECTS}
-    expected = [(atlas, 1, name) for name in asked(atlas)] + [(tangent, 2, name) for name in asked(tangent)]
-    for messages, (paper, n, aspect) in zip(backend.history, expected, strict=False):
+    for messages, (paper, n) in zip(backend.history, [(atlas, 1), (tangent, 2)], strict=False):
         prompt = messages[-1].content
         assert prompt.startswith(f'<source n="{n}" title="{paper.title}">')
         assert " ".join(paper.abstract.split()) in " ".join(prompt.split())
-        assert f"Question: {questions[aspect]}" in prompt
-    narrative_prompt = backend.history[len(expected)][-1].content
+        assert all(f'"{key}"' in prompt for key in ASPECT_KEYS)
+    narrative_prompt = backend.history[2][-1].content
     assert '<source n="1"' in narrative_prompt and '<source n="2"' in narrative_prompt
     assert "Approach:" in narrative_prompt
 

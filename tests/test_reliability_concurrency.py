@@ -315,8 +315,9 @@ def test_sessions_asking_at_once_each_get_their_own_answer(sample_store: PaperSt
     for paper, turn, streamed in results:
         assert turn.result.kind == "answer", (paper.title, turn.result.text)
         assert turn.result.sources[0].paper_id == paper.paper_id
-        expected = split_sentences(turn.result.sources[0].text)[0]
-        assert streamed.startswith(expected) and turn.result.text.startswith(expected.rstrip("."))
+        quoted = streamed.split(" [1]", 1)[0]
+        assert quoted in split_sentences(turn.result.sources[0].text), "each reply quotes its own paper"
+        assert turn.result.text.startswith(quoted.rstrip("."))
         assert [c.paper_id for c in turn.result.citations] == [paper.paper_id]
 
 

@@ -36,8 +36,8 @@ def test_comparison_questions_are_routed_to_compare(sample_store, message: str) 
     turn = assistant.respond(message)
     assert turn.result.kind == "comparison"
     assert isinstance(turn.result.result, Comparison) and len(turn.result.result.papers) == 2
-    # A question per aspect the abstracts speak to, then the narrative.
-    assert len(backend.history) >= 2 * 3 + 1
+    # One call per paper (every aspect at once), then the narrative.
+    assert len(backend.history) == 3
     assert "say how these papers differ" in backend.last_messages[-1].content
     assert turn.result.text.startswith("| Aspect |")
     assert [c.n for c in turn.result.citations] == [1, 2]

@@ -1,37 +1,46 @@
 """Side-by-side comparison of 2-4 papers: an aligned, cited table and a short narrative.
 
-A small model cannot fill a whole table reliably in one go, so every cell is its own
-short question about one whole abstract ("What problem does this paper address?"). A
-cell the model leaves empty, or that the abstract does not support, is filled with the
-abstract sentence closest to the aspect, or "not stated in the abstract". Every cell
-cites its paper as [n]. Of the narrative only the sentences the abstracts support and
-that cite a paper are kept; when those no longer compare two papers, the narrative is
-rebuilt from the papers' own words.
+Each paper is one model call: its abstract in, a JSON object with the five aspects out
+(problem, approach, data, results, limitations). A local model is held to the JSON schema by
+a llama.cpp grammar, a hosted one by ``response_format`` where it supports it; a reply that is
+not such JSON is parsed as far as it goes. One call per paper instead of one per cell reads
+each abstract once: on the 1.5B Qwen model on 2 cores, a two-paper comparison took 49 s with a
+call per cell (issue 10).
+
+A cell the model leaves empty, repeats, or that the abstract does not support, is filled with
+the abstract sentence closest to the aspect, or "not stated in the abstract"; an aspect the
+abstract has no words for (most state no limitation) is "not stated" whatever the model wrote.
+Every cell cites its paper as [n]. Of the narrative only the sentences the abstracts support
+(each paper its own, for a sentence about both) and that cite a paper are kept; when those no
+longer compare two papers, the narrative is rebuilt from the papers' own words.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections import Counter
 from collections.abc import Generator, Sequence
 
-from assistant.citations import insert, strip_markers
+from assistant.citations import cited_numbers, insert, strip_markers
 from assistant.embeddings import EmbedFunction
 from assistant.errors import InvalidInput
 from assistant.extracts import ASPECTS, AspectSentences
-from assistant.grounding import check_support, grounded_sentences, says_not_covered, strip_echoed_prompt
+from assistant.grounding import check_support, declined, grounded_sentences, scrub, strip_echoed_prompt
+from assistant.instructions import instructions_notice, without_instructions
 from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
 from assistant.schema import Comparison, ComparisonAspect, Paper, PaperRef, Source, Usage
 from assistant.settings import Settings
 from assistant.streaming import Streamed
-from assistant.text import RESEARCH_WORDS, STOPWORDS, split_sentences, word_count
+from assistant.text import RESEARCH_WORDS, STOPWORDS, TITLE_HEAD_WORDS, split_sentences, title_head
 
 MIN_PAPERS = 2
 MAX_PAPERS = 4
 NOT_STATED = "not stated in the abstract"
-CELL_MAX_TOKENS = 60
+PAPER_MAX_TOKENS = 220
+"""Five sentences of at most 20 words, the keys and the quotes: about 170 tokens."""
 CELL_MAX_WORDS = 45
 NARRATIVE_MAX_TOKENS = 180
 
@@ -57,7 +66,7 @@ def _clean_cell(reply: str) -> str:
     """The first sentence of a reply, without labels or citation markers, at most CELL_MAX_WORDS."""
     line = next((line for line in strip_echoed_prompt(reply).splitlines() if line.strip()), "")
     line = strip_markers(_ANSWER_LABEL.sub("", line)).strip().strip("*").strip()
-    if not line or _NOT_STATED_REPLY.search(line) or says_not_covered(line, has_citations=False):
+    if not line or _NOT_STATED_REPLY.search(line) or declined(line):
         return ""
     sentences = split_sentences(line)
     first = sentences[0] if sentences else line
@@ -65,9 +74,12 @@ def _clean_cell(reply: str) -> str:
     return first if len(words) <= CELL_MAX_WORDS else " ".join(words[:CELL_MAX_WORDS]).rstrip(",;:") + "…"
 
 
-def _grounded_claim(cell: str, paper: Paper, embedder: EmbedFunction) -> bool:
-    """The cell says something (not only "the abstract does not say") and the abstract supports all of it."""
-    report = check_support(cell, [paper.abstract], embedder)
+def _grounded_claim(cell: str, abstract: str, embedder: EmbedFunction) -> bool:
+    """The cell says something (not only "the abstract does not say") and the abstract supports all of it.
+
+    Checked against its own abstract with the bar of a cited sentence: a cell is about that paper.
+    """
+    report = check_support(insert(cell, 1), [abstract], embedder)
     return not report.unsupported and any(verdict.kind == "claim" for verdict in report.sentences)
 
 
@@ -90,12 +102,9 @@ def _ranked(terms: set[str], counts: Sequence[Counter[str]], limit: int) -> list
 
 
 def short_title(title: str) -> str:
-    """The name before a colon ("ZIP-FIT: ..."), else the first six words."""
-    head = title.split(":", 1)[0].strip()
-    if head != title.strip() and word_count(head) <= 6:
-        return head
-    words = title.split()
-    return " ".join(words[:6]) + ("…" if len(words) > 6 else "")
+    """The name before a colon ("ZIP-FIT: ..."), else the first six words and an ellipsis."""
+    head = title_head(title)
+    return head + ("…" if not title.startswith(f"{head}:") and len(title.split()) > TITLE_HEAD_WORDS else "")
 
 
 def table_narrative(papers: Sequence[Paper], aspects: Sequence[ComparisonAspect]) -> str:
@@ -152,44 +161,97 @@ def comparison_sources(papers: Sequence[Paper]) -> list[Source]:
     return [Source.of(n, paper) for n, paper in enumerate(papers, start=1)]
 
 
+ASPECT_KEYS: dict[str, str] = {
+    "problem": "Problem",
+    "approach": "Approach",
+    "data": "Data / benchmarks",
+    "results": "Key results",
+    "limitations": "Limitations",
+}
+"""The JSON key of each aspect of :data:`~assistant.extracts.ASPECTS`."""
+PAPER_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "properties": {key: {"type": "string"} for key in ASPECT_KEYS},
+    "required": list(ASPECT_KEYS),
+    "additionalProperties": False,
+}
+_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+
+
+def parse_cells(reply: str) -> dict[str, str]:
+    """The aspect cells of a model's JSON reply (aspect name -> text); what cannot be read is left out."""
+    found = _JSON_OBJECT.search(reply)
+    if found is None:
+        return {}
+    try:
+        data = json.loads(found.group(0))
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {name: str(data[key]) for key, name in ASPECT_KEYS.items() if isinstance(data.get(key), str)}
+
+
+def _paper_cells(
+    paper: Paper,
+    source: Source,
+    *,
+    backend: LLMBackend,
+    settings: Settings,
+    embedder: EmbedFunction,
+    extractor: AspectSentences,
+) -> tuple[dict[str, str], int, Usage]:
+    """One paper's cells (aspect name -> cited text), how many were quoted from the abstract, and the usage."""
+    abstract = without_instructions(paper.abstract)
+    prompt = load_prompt("compare_paper", directory=settings.prompts.prompts_dir)
+    completion = backend.generate(
+        prompt.render(source=fence_sources([(source.n, paper.title, abstract)])),
+        max_tokens=PAPER_MAX_TOKENS,
+        temperature=settings.llm.temperature,
+        json_schema=PAPER_SCHEMA,
+    ).result
+    written = parse_cells(completion.text)
+    cells: dict[str, str] = {}
+    used: set[str] = set()
+    quoted = 0
+    for aspect in ASPECTS:
+        if aspect.cue_required and not aspect.cue.search(abstract):
+            # Nothing in the abstract speaks to it: whatever a model wrote would be invented.
+            cells[aspect.name] = NOT_STATED
+            continue
+        text = _clean_cell(scrub(written.get(aspect.name, ""), [source]).text)
+        # A small model often gives every aspect the same sentence: one row's worth is enough.
+        repeated = text.casefold() in {cell.casefold() for cell in used}
+        if text and (repeated or not _grounded_claim(text, abstract, embedder)):
+            text = ""
+        if text:
+            used.add(text)
+        else:
+            quoted += 1
+            text = extractor.best(abstract, aspect, used)
+        cells[aspect.name] = insert(text, source.n) if text else NOT_STATED
+    return cells, quoted, completion.usage
+
+
 def _comparison_steps(
     papers: Sequence[Paper], *, backend: LLMBackend, settings: Settings, embedder: EmbedFunction
 ) -> Generator[str, None, Comparison]:
     sources = comparison_sources(papers)
-    cell_prompt = load_prompt("compare_cell", directory=settings.prompts.prompts_dir)
     extractor = AspectSentences(embedder)
     usage = Usage()
     cells: dict[str, dict[str, str]] = {aspect.name: {} for aspect in ASPECTS}
     quoted = 0
-    # Paper by paper, so a local model reuses the abstract's prefix from one question to the next.
     for source, paper in zip(sources, papers, strict=True):
-        fenced = fence_sources([(source.n, paper.title, paper.abstract)])
-        used: set[str] = set()
-        for aspect in ASPECTS:
-            if aspect.cue_required and not aspect.cue.search(paper.abstract):
-                # Nothing in the abstract speaks to it: whatever a model wrote would be invented.
-                cells[aspect.name][paper.paper_id] = NOT_STATED
-                continue
-            completion = backend.generate(
-                cell_prompt.render(source=fenced, question=aspect.question),
-                max_tokens=CELL_MAX_TOKENS,
-                temperature=settings.llm.temperature,
-            ).result
-            text = _clean_cell(completion.text)
-            usage = usage + completion.usage
-            # A small model often gives every aspect the same sentence: one row's worth is enough.
-            repeated = text.casefold() in {cell.casefold() for cell in used}
-            if text and (repeated or not _grounded_claim(text, paper, embedder)):
-                text = ""
-            if text:
-                used.add(text)
-            else:
-                quoted += 1
-                text = extractor.best(paper.abstract, aspect, used)
-            cells[aspect.name][paper.paper_id] = insert(text, source.n) if text else NOT_STATED
+        own, own_quoted, own_usage = _paper_cells(
+            paper, source, backend=backend, settings=settings, embedder=embedder, extractor=extractor
+        )
+        for name, text in own.items():
+            cells[name][paper.paper_id] = text
+        quoted += own_quoted
+        usage = usage + own_usage
     aspects = [ComparisonAspect(aspect=name, cells=by_paper) for name, by_paper in cells.items()]
     refs = [PaperRef(paper_id=paper.paper_id, title=paper.title) for paper in papers]
-    notices = []
+    notices = [notice for notice in [instructions_notice([(p.title, p.abstract) for p in papers])] if notice]
     if quoted:
         notices.append(
             f"{quoted} of {len(ASPECTS) * len(papers)} cells quote the abstract (or say it is not stated) "
@@ -211,17 +273,20 @@ def _comparison_steps(
     usage = usage + completion.usage
     kept, dropped = grounded_sentences(completion.text, sources, embedder)
     narrative = " ".join(kept)
-    if len(set(re.findall(r"\[(\d+)\]", narrative))) < 2:
+    if len(set(cited_numbers(narrative))) < MIN_PAPERS:
         narrative = table_narrative(papers, aspects)
         notices.append(
             "The model's narrative did not compare the papers from their abstracts, so it was rebuilt from the table."
         )
     elif dropped:
-        notices.append(f"{dropped} sentence(s) of the model's narrative were left out: not grounded in the abstracts.")
+        notices.append(
+            f"{len(dropped)} sentence(s) of the model's narrative were left out: not grounded in the abstracts."
+        )
     return Comparison(
         papers=refs,
         aspects=aspects,
         narrative=narrative,
+        unsupported=dropped,
         notices=notices,
         model=completion.model,
         usage=usage,

@@ -18,6 +18,7 @@ from assistant.citations import insert
 from assistant.embeddings import EmbedFunction
 from assistant.extracts import APPROACH, AspectSentences
 from assistant.grounding import grounded_sentences, strip_echoed_prompt
+from assistant.instructions import without_instructions
 from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
 from assistant.schema import Digest, Paper, Source, Theme, Usage
@@ -58,7 +59,8 @@ def keyword_name(keywords: Sequence[str]) -> str:
 
 
 def _opening(abstract: str) -> str:
-    return " ".join(split_sentences(abstract)[:SENTENCES_PER_SOURCE]) or abstract
+    clean = without_instructions(abstract)
+    return " ".join(split_sentences(clean)[:SENTENCES_PER_SOURCE]) or clean
 
 
 def theme_sources(papers: Sequence[Paper], *, backend: LLMBackend, fixed_tokens: int) -> list[Source]:
@@ -106,7 +108,7 @@ def _theme_steps(
     backend: LLMBackend,
     settings: Settings,
     embedder: EmbedFunction,
-) -> Generator[str, None, tuple[Theme, Usage]]:
+) -> Generator[str, None, tuple[Theme, Usage, str]]:
     name_prompt = load_prompt("theme", directory=settings.prompts.prompts_dir)
     paragraph_prompt = load_prompt("theme_paragraph", directory=settings.prompts.prompts_dir)
     fixed = sum(backend.count_tokens(m.content) for m in paragraph_prompt.render(theme="", sources=""))
@@ -127,9 +129,9 @@ def _theme_steps(
     yield "\n\n"
     kept, dropped = grounded_sentences(writing.text, sources, embedder)
     # Fewer grounded sentences than ungrounded ones: the model did not describe these papers.
-    paragraph = " ".join(kept) if kept and len(kept) >= dropped else fallback_paragraph(papers, embedder)
-    theme = Theme(name=name, paper_ids=[p.paper_id for p in papers], paragraph=paragraph)
-    return theme, naming.usage + writing.usage
+    paragraph = " ".join(kept) if kept and len(kept) >= len(dropped) else fallback_paragraph(papers, embedder)
+    theme = Theme(name=name, paper_ids=[p.paper_id for p in papers], paragraph=paragraph, unsupported=dropped)
+    return theme, naming.usage + writing.usage, writing.model
 
 
 def _digest_steps(store: PaperStore, backend: LLMBackend, settings: Settings) -> Generator[str, None, Digest]:
@@ -139,16 +141,17 @@ def _digest_steps(store: PaperStore, backend: LLMBackend, settings: Settings) ->
     keywords = theme_keywords(list(papers_by_id.values()), clusters, n=4)
     themes: list[Theme] = []
     usage = Usage()
+    answered_by = backend.model
     for cluster, cluster_keywords in zip(clusters, keywords, strict=True):
         members = [papers_by_id[pid] for pid in cluster if pid in papers_by_id]
         if not members:
             continue
-        theme, theme_usage = yield from _theme_steps(
+        theme, theme_usage, answered_by = yield from _theme_steps(
             members, cluster_keywords, backend=backend, settings=settings, embedder=store.embedder
         )
         themes.append(theme)
         usage = usage + theme_usage
-    return Digest(themes=themes, model=backend.model, usage=usage)
+    return Digest(themes=themes, model=answered_by, usage=usage)
 
 
 def stream_digest(*, store: PaperStore, backend: LLMBackend, settings: Settings) -> Streamed[Digest]:

@@ -18,10 +18,11 @@ from pathlib import Path
 from assistant.embeddings import EmbedFunction
 from assistant.errors import data_dir_errors
 from assistant.extracts import SUMMARY_MIN_WORDS, extractive_paragraph, one_paragraph
-from assistant.grounding import check_support, mostly_unsupported, strip_echoed_prompt
+from assistant.grounding import check_against_own_source, mostly_unsupported, scrub, strip_echoed_prompt
+from assistant.instructions import instructions_notice, without_instructions
 from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
-from assistant.schema import Paper, Summary
+from assistant.schema import Paper, Source, Summary
 from assistant.settings import Settings
 from assistant.streaming import Streamed
 from assistant.text import word_count
@@ -94,33 +95,33 @@ def _summary_steps(
         yield cached.summary
         return cached.model_copy(update={"cached": True})
 
-    messages = prompt.render(source=fence_sources([(1, paper.title, paper.abstract)]))
+    abstract = without_instructions(paper.abstract)
+    source = Source.of(1, paper, abstract)
+    messages = prompt.render(source=fence_sources([(1, paper.title, abstract)]))
     completion = yield from backend.generate(
         messages,
         max_tokens=min(settings.llm.max_answer_tokens, SUMMARY_MAX_TOKENS),
         temperature=settings.llm.temperature,
     ).relay()
-    text = one_paragraph(strip_echoed_prompt(completion.text))
+    scrubbed = scrub(strip_echoed_prompt(completion.text), [source])
+    text = one_paragraph(scrubbed.text)
     common = {"paper_id": paper.paper_id, "title": paper.title, "model": completion.model, "usage": completion.usage}
+    notices = [notice for notice in (scrubbed.notice, instructions_notice([(paper.title, paper.abstract)])) if notice]
 
     fallback_reason = None
     unsupported: list[str] = []
     if word_count(text) < SUMMARY_MIN_WORDS:
         fallback_reason = f"The model's summary was shorter than {SUMMARY_MIN_WORDS} words"
     else:
-        report = check_support(text, [paper.abstract], embedder)
+        report = check_against_own_source(text, source, embedder)
         unsupported = list(report.unsupported)
         if mostly_unsupported(report.unsupported_share):
             fallback_reason = "Most of the model's summary was not grounded in the abstract"
     if fallback_reason:
-        summary = Summary(
-            **common,
-            summary=extractive_paragraph(paper.abstract, embedder),
-            extractive=True,
-            notices=[f"{fallback_reason}, so the abstract's key sentences are shown instead."],
-        )
+        notices.append(f"{fallback_reason}, so the abstract's key sentences are shown instead.")
+        summary = Summary(**common, summary=extractive_paragraph(abstract, embedder), extractive=True, notices=notices)
     else:
-        summary = Summary(**common, summary=text, unsupported=unsupported)
+        summary = Summary(**common, summary=text, unsupported=unsupported, notices=notices)
     cache.put(paper, backend.model, prompt.version, summary)
     return summary
 

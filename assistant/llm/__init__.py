@@ -5,7 +5,7 @@ Import from here; the modules inside are the registry's entries and their machin
 
 from assistant.llm.calls import provider_of
 from assistant.llm.fake import FakeLLM, QuotingFakeLLM
-from assistant.llm.local import LOCAL_MODELS, LocalModel
+from assistant.llm.local import LOCAL_MODELS, LocalModel, SpeedLog, local_model
 from assistant.llm.protocol import Completion, JsonSchema, LLMBackend
 from assistant.llm.registry import build_backend, describe_requirements, entry_for, inject, register
 
@@ -17,10 +17,12 @@ __all__ = [
     "LLMBackend",
     "LocalModel",
     "QuotingFakeLLM",
+    "SpeedLog",
     "build_backend",
     "describe_requirements",
     "entry_for",
     "inject",
+    "local_model",
     "provider_of",
     "register",
 ]

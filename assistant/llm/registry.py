@@ -1,9 +1,10 @@
 """What a model string means: one lookup for the CLI, the app, the HTTP API and the tests.
 
 Every kind of model is a :class:`ModelEntry` in one ordered registry, the bundled ones
-included, in the manner of simonw/llm's plugins: ``fake`` and ``fake/quote`` (scripted
-stand-ins), ``local/NAME`` (GGUF models run in-process) and, last, any string litellm can
-place (``openai/gpt-4o-mini``, ``ollama/llama3.2``, ``openai/NAME`` at ``ASSISTANT_API_BASE``).
+included, in the manner of simonw/llm's plugins: ``fake``, ``fake/quote`` and ``fake/silent``
+(scripted stand-ins; the silent one measures the extractive fallbacks alone), ``local/NAME``
+(GGUF models run in-process) and, last, any string litellm can place (``openai/gpt-4o-mini``,
+``ollama/llama3.2``, ``openai/NAME`` at ``ASSISTANT_API_BASE``).
 :func:`entry_for` finds the first entry that claims a string; :func:`build_backend` builds
 it; :func:`describe_requirements` says what it still needs. A test or an embedding program
 serves a model with a backend of its own through :func:`inject`, which puts an entry first.
@@ -110,9 +111,17 @@ def _quoting_fake(model: str, settings: Settings) -> FakeLLM:
     return QuotingFakeLLM(model=model)
 
 
+def _silent_fake(model: str, settings: Settings) -> FakeLLM:
+    """A model that writes nothing: every reply is the extractive fallback, measured on its own."""
+    silent = _fake(model, settings)
+    silent.default_reply = ""
+    return silent
+
+
 _lock = threading.Lock()
 _entries: list[ModelEntry] = [
     FakeModels("fake/quote", _quoting_fake),
+    FakeModels("fake/silent", _silent_fake),
     FakeModels("fake", _fake),
     LocalModels(),
     LiteLLMModels(),

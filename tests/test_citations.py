@@ -1,0 +1,50 @@
+"""The one citation grammar: markers in every shape a model writes, and what is done with them."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.citations import cited_numbers, insert, numbers_in_marker, renumber, settle, strip_markers, validate
+from assistant.schema import Source
+
+SOURCES = [Source(n=n, paper_id=f"p{n}", title=f"Paper {n}", text="...") for n in (1, 2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("inside", "numbers"),
+    [
+        ("1", [1]),
+        ("1, 2", [1, 2]),
+        ("1-3", [1, 2, 3]),
+        ("3–1", [3, 1]),
+        ("Source 2", [2]),
+        ("1 and 3", [1, 3]),
+        ("1-50", [1, 50]),
+    ],
+)
+def test_a_markers_numbers_include_ranges(inside: str, numbers: list[int]) -> None:
+    assert numbers_in_marker(inside.replace("Source ", "")) == numbers or numbers_in_marker(inside) == numbers
+
+
+def test_cited_numbers_in_reading_order_each_once() -> None:
+    assert cited_numbers("C [3]. A [1-2]. C again [S3] and [source 1].") == [3, 1, 2]
+
+
+def test_validate_keeps_real_sources_sorted_and_drops_dangling_ones() -> None:
+    text, citations = validate("Both do X [2, 1]. Nothing here [7]. Range [1-3].", SOURCES)
+    assert text == "Both do X [1][2]. Nothing here. Range [1][2][3]."
+    assert [c.n for c in citations] == [1, 2, 3]
+
+
+def test_strip_insert_and_renumber() -> None:
+    assert strip_markers("It works [1][2]. Again [3].") == "It works. Again."
+    assert insert("It works.", 2) == "It works [2]." and insert("Does it?", 1) == "Does it [1]?"
+    assert insert("No stop", 3) == "No stop [3]"
+    assert renumber("A [1]. B [2]. C [3].", {1: 2, 2: 1}) == "A [2]. B [1]. C."
+
+
+def test_settle_keeps_the_sources_that_ground_the_sentence() -> None:
+    assert settle("It works [1][2].", [1, 2], {2: 0.8}) == "It works [2]."
+    assert settle("It works.", [], {1: 0.7, 3: 0.9}) == "It works [3]."
+    assert settle("It works [1].", [1], {1: 0.9}) is None  # already right
+    assert settle("It works [1][2].", [1, 2], {}) is None  # none grounds it alone: judged as written
