@@ -168,6 +168,10 @@ class AliasIndex:
                 self._title_postings[unit].add(index)
         self._collect()
         self._title_strings = [f" {' '.join(units)} " for units in self._title_units]
+        self._colon_heads = [
+            [token.unit for token in tokenize(paper.title.split(":", 1)[0])] if ":" in paper.title else []
+            for paper in self.papers
+        ]
         self._by_length: dict[int, list[str]] = defaultdict(list)
         for unit in sorted({unit for alias in self.aliases.values() for unit in units_of(alias.surface)}):
             self._by_length[len(unit)].append(unit)
@@ -348,7 +352,10 @@ class AliasIndex:
         alias = self.aliases.get("".join(units))
         if alias is not None and (alias.kind != AliasKind.INITIALISM or not acronyms_only or is_acronym_shaped(name)):
             return alias.owners
-        if "".join(units).removesuffix("s") in GENERIC_ACRONYMS or not content_units(units):
+        if not content_units(units):
+            # Only common words: it names a paper only as the whole part of a title before its colon ("Less is more").
+            return tuple(i for i, head in enumerate(self._colon_heads) if head == units)
+        if "".join(units).removesuffix("s") in GENERIC_ACRONYMS:
             return ()
         in_titles = self._titles_containing(units)
         if len(in_titles) > MAX_TITLE_CANDIDATES:

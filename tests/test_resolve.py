@@ -156,6 +156,15 @@ def test_names_that_fit_no_paper_are_reported_unknown() -> None:
     assert resolve_papers('What does "Deep Residual Learning" show?', PAPERS).unknown == ["Deep Residual Learning"]
 
 
+def test_a_title_head_of_common_words_names_its_paper_only_whole_and_explicitly() -> None:
+    less_is_more = titled("Less is more:")
+    assert titles(resolve_one("Less is more", PAPERS)) == [less_is_more.title]
+    assert titles(resolve_one("less is MORE", PAPERS)) == [less_is_more.title]
+    for part in ("less", "is more", "more"):
+        assert resolve_one(part, PAPERS).matched == [], part
+    assert resolve_papers("Is less more when pruning tokens?", PAPERS).matched == []
+
+
 @pytest.mark.parametrize("word", ["transformer", "Transformers", "task", "LLM", "LLMs", "learning"])
 def test_common_words_are_no_paper_names(word: str) -> None:
     explicit = resolve_one(word, PAPERS)
