@@ -8,7 +8,15 @@ import re
 import pytest
 
 from assistant.extracts import ASPECTS
-from assistant.features.compare import ASPECT_KEYS, NOT_STATED, PAPER_SCHEMA, comparison_markdown, stream_comparison
+from assistant.features.compare import (
+    ASPECT_KEYS,
+    CELL_MAX_CHARS,
+    NOT_STATED,
+    askable_aspects,
+    comparison_markdown,
+    paper_schema,
+    stream_comparison,
+)
 from assistant.llm import FakeLLM
 from assistant.schema import Paper
 from assistant.settings import Settings
@@ -44,8 +52,8 @@ ATLAS_CELLS = {
 
 
 def asked(paper: Paper) -> list[str]:
-    """The aspects a model's cell is used for: those the abstract has anything to say on."""
-    return [a.name for a in ASPECTS if not a.cue_required or a.cue.search(paper.abstract)]
+    """The aspects a model is asked about: those the abstract has anything to say on."""
+    return [a.name for a in askable_aspects(paper.abstract)]
 
 
 def paper_json(cells: dict[str, str]) -> str:
@@ -80,8 +88,10 @@ def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
     backend = FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE, ATLAS_CELLS))
     comparison = compare([atlas, tangent], backend=backend, settings=settings, embedder=embedder)
     assert len(backend.history) == 3  # one call per paper, then the narrative
-    assert [call["json_schema"] for call in backend.calls[:2]] == [PAPER_SCHEMA, PAPER_SCHEMA]
-    assert "Limitations" not in asked(atlas)  # so the invented limitation is never used
+    schemas = [call["json_schema"] for call in backend.calls[:2]]
+    assert schemas == [paper_schema(askable_aspects(atlas.abstract)), paper_schema(askable_aspects(tangent.abstract))]
+    assert "Limitations" not in asked(atlas) and "limitations" not in schemas[0]["required"]  # never asked
+    assert all(field["maxLength"] == CELL_MAX_CHARS for field in schemas[0]["properties"].values())
 
     assert [p.paper_id for p in comparison.papers] == [atlas.paper_id, tangent.paper_id]
     assert [a.aspect for a in comparison.aspects] == [a.name for a in ASPECTS]
@@ -115,7 +125,7 @@ def test_table_shape_cells_cite_their_paper_and_bad_cells_fall_back(
     assert comparison.model == "fake/echo"
 
 
-def test_each_paper_prompt_has_its_whole_abstract_and_every_aspect(
+def test_each_paper_prompt_has_its_whole_abstract_and_the_aspects_it_can_answer(
     atlas: Paper, tangent: Paper, settings: Settings, embedder
 ) -> None:
     backend = FakeLLM(*replies(atlas, tangent, GROUNDED_NARRATIVE))
@@ -124,7 +134,8 @@ def test_each_paper_prompt_has_its_whole_abstract_and_every_aspect(
         prompt = messages[-1].content
         assert prompt.startswith(f'<source n="{n}" title="{paper.title}">')
         assert " ".join(paper.abstract.split()) in " ".join(prompt.split())
-        assert all(f'"{key}"' in prompt for key in ASPECT_KEYS)
+        keys = {key for key, name in ASPECT_KEYS.items() if name in asked(paper)}
+        assert {key for key in ASPECT_KEYS if f'"{key}"' in prompt} == keys
     narrative_prompt = backend.history[2][-1].content
     assert '<source n="1"' in narrative_prompt and '<source n="2"' in narrative_prompt
     assert "Approach:" in narrative_prompt

@@ -23,10 +23,10 @@ import re
 from collections import Counter
 from collections.abc import Generator, Sequence
 
-from assistant.citations import cited_numbers, insert, strip_markers
+from assistant.citations import cited_numbers, insert, markers_to_sentence_ends, strip_markers
 from assistant.embeddings import EmbedFunction
 from assistant.errors import InvalidInput
-from assistant.extracts import ASPECTS, AspectSentences
+from assistant.extracts import ASPECTS, Aspect, AspectSentences
 from assistant.grounding import check_support, declined, grounded_sentences, scrub, strip_echoed_prompt
 from assistant.instructions import instructions_notice, without_instructions
 from assistant.llm import LLMBackend
@@ -39,10 +39,18 @@ from assistant.text import RESEARCH_WORDS, STOPWORDS, TITLE_HEAD_WORDS, split_se
 MIN_PAPERS = 2
 MAX_PAPERS = 4
 NOT_STATED = "not stated in the abstract"
-PAPER_MAX_TOKENS = 220
-"""Five sentences of at most 20 words, the keys and the quotes: about 170 tokens."""
+PAPER_MAX_TOKENS = 200
+"""Five values of at most CELL_MAX_CHARS, the keys and the quotes: at most about 190 tokens."""
+CELL_MAX_CHARS = 150
+"""The prompt asks for at most 15 words (about 100 characters); the cap stops a model that goes on.
+
+Measured with Qwen2.5-Coder 1.5B on three dev comparisons: asked for "one short sentence (at most
+20 words)" per aspect, it wrote 62-198 tokens per paper (12.6-37 s at 11 tokens/s), and a
+comparison of two papers took 55-65 s.
+"""
 CELL_MAX_WORDS = 45
-NARRATIVE_MAX_TOKENS = 180
+NARRATIVE_MAX_TOKENS = 110
+"""Two sentences of about 25 words with their markers: about 80 tokens."""
 
 
 _ANSWER_LABEL = re.compile(r"^\s*(?:answer|a)\s*:\s*", re.IGNORECASE)
@@ -68,6 +76,8 @@ def _clean_cell(reply: str) -> str:
     line = strip_markers(_ANSWER_LABEL.sub("", line)).strip().strip("*").strip()
     if not line or _NOT_STATED_REPLY.search(line) or declined(line):
         return ""
+    if len(line) >= CELL_MAX_CHARS:  # cut off by the cap: end at a whole word
+        line = line[: line.rfind(" ")].rstrip(",;:") + "…" if " " in line else line
     sentences = split_sentences(line)
     first = sentences[0] if sentences else line
     words = first.split()
@@ -169,12 +179,40 @@ ASPECT_KEYS: dict[str, str] = {
     "limitations": "Limitations",
 }
 """The JSON key of each aspect of :data:`~assistant.extracts.ASPECTS`."""
-PAPER_SCHEMA: dict[str, object] = {
-    "type": "object",
-    "properties": {key: {"type": "string"} for key in ASPECT_KEYS},
-    "required": list(ASPECT_KEYS),
-    "additionalProperties": False,
-}
+_KEY_OF = {name: key for key, name in ASPECT_KEYS.items()}
+
+
+def askable_aspects(abstract: str) -> list[Aspect]:
+    """The aspects a model is asked about: those whose cue the abstract has, when one is required.
+
+    Whatever a model wrote about the others would be invented; leaving them out of the reply saved
+    8-20 of the 60-200 tokens a 1.5B model wrote per paper.
+    """
+    return [aspect for aspect in ASPECTS if not aspect.cue_required or aspect.cue.search(abstract)]
+
+
+def paper_schema(aspects: Sequence[Aspect]) -> dict[str, object]:
+    """The JSON schema of one paper's reply: a string per aspect, capped at CELL_MAX_CHARS.
+
+    A local model's grammar enforces the cap; a hosted model treats it as guidance.
+    """
+    keys = [_KEY_OF[aspect.name] for aspect in aspects]
+    by_key = {_KEY_OF[aspect.name]: aspect for aspect in aspects}
+    return {
+        "type": "object",
+        "properties": {
+            key: {"type": "string", "maxLength": CELL_MAX_CHARS, "description": by_key[key].question} for key in keys
+        },
+        "required": keys,
+        "additionalProperties": False,
+    }
+
+
+def key_lines(aspects: Sequence[Aspect]) -> str:
+    """The prompt's list of keys: each with the question its value answers."""
+    return "\n".join(f'- "{_KEY_OF[aspect.name]}": {aspect.question}' for aspect in aspects)
+
+
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
@@ -203,20 +241,20 @@ def _paper_cells(
 ) -> tuple[dict[str, str], int, Usage]:
     """One paper's cells (aspect name -> cited text), how many were quoted from the abstract, and the usage."""
     abstract = without_instructions(paper.abstract)
+    asked = askable_aspects(abstract)
     prompt = load_prompt("compare_paper", directory=settings.prompts.prompts_dir)
     completion = backend.generate(
-        prompt.render(source=fence_sources([(source.n, paper.title, abstract)])),
+        prompt.render(source=fence_sources([(source.n, paper.title, abstract)]), keys=key_lines(asked)),
         max_tokens=PAPER_MAX_TOKENS,
         temperature=settings.llm.temperature,
-        json_schema=PAPER_SCHEMA,
+        json_schema=paper_schema(asked),
     ).result
     written = parse_cells(completion.text)
     cells: dict[str, str] = {}
     used: set[str] = set()
     quoted = 0
     for aspect in ASPECTS:
-        if aspect.cue_required and not aspect.cue.search(abstract):
-            # Nothing in the abstract speaks to it: whatever a model wrote would be invented.
+        if aspect not in asked:
             cells[aspect.name] = NOT_STATED
             continue
         text = _clean_cell(scrub(written.get(aspect.name, ""), [source]).text)
@@ -271,7 +309,8 @@ def _comparison_steps(
         temperature=settings.llm.temperature,
     ).relay()
     usage = usage + completion.usage
-    kept, dropped = grounded_sentences(completion.text, sources, embedder)
+    names = {source.n: title_head(paper.title) for source, paper in zip(sources, papers, strict=True)}
+    kept, dropped = grounded_sentences(markers_to_sentence_ends(completion.text, names), sources, embedder)
     narrative = " ".join(kept)
     if len(set(cited_numbers(narrative))) < MIN_PAPERS:
         narrative = table_narrative(papers, aspects)
