@@ -127,3 +127,33 @@ def settle(sentence: str, cited: Sequence[int], grounding: Mapping[int, float]) 
     if not keep or list(keep) == list(cited):
         return None
     return insert(strip_markers(sentence).strip().lstrip(":;,-– ").strip(), *keep)
+
+
+# Markers opening a sentence: at the start of the text, or right after a sentence's end.
+_LEADING = re.compile(rf"(?:^|(?<=[.!?]))\s*((?:{MARKER.pattern}\s*)+)(?=\S)", re.IGNORECASE)
+
+
+def markers_to_sentence_ends(text: str, names: Mapping[int, str]) -> str:
+    """A reply written with each sentence opening on its marker ("[2] proposes ...") as ordinary prose.
+
+    Small models (Qwen2.5-Coder 1.5B in 6 of 30 dev answers) start sentences with the marker, as a
+    subject ("[1] introduces a filter") or a label ("[1] Our loss reduces overlap"); read the usual
+    way, each marker would cite the sentence before it. Only a text that opens on a marker is taken
+    to follow that style. The marker moves to the sentence's end; one that stood for the subject
+    becomes the paper's name, from ``names``.
+    """
+    stripped = text.strip()
+    if not MARKER.match(stripped):
+        return text
+    starts = list(_LEADING.finditer(stripped))
+    sentences = []
+    for index, start in enumerate(starts):
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(stripped)
+        body = stripped[start.end() : end].strip()
+        numbers = cited_numbers(start.group(1))
+        if not body:
+            continue
+        if body[0].islower() and numbers[0] in names:
+            body = f"{names[numbers[0]]} {body}"
+        sentences.append(body if cited_numbers(body) else insert(body, *numbers))
+    return " ".join(sentences)

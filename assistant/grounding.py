@@ -75,7 +75,9 @@ _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _ENUMERATOR = re.compile(r"^\W*(?:\d{1,2}|[ivx]{1,4}|[a-h])\W*$", re.IGNORECASE)
 """A list item's number standing alone ("2.", "(iii)"): no claim."""
 _COLLECTIVE = re.compile(
-    r"\b(?:both|neither|all (?:three|four|of them|the papers)|each of (?:them|the papers)|the two papers|these papers)\b",
+    # "both" of papers, not "both A and B" ("during both pretraining and fine-tuning")
+    r"\bboth\b(?!\s+[\w-]+(?:\s+[\w-]+)?\s+and\b)"
+    r"|\b(?:neither|all (?:three|four|of them|the papers)|each of (?:them|the papers)|the two papers|these papers)\b",
     re.IGNORECASE,
 )
 _MARKUP = re.compile(r"\*\*|__|(?<!\w)[*_]+|[*_]+(?!\w)|`+|^\s*#+\s*|^\s*>\s*", re.MULTILINE)
@@ -374,9 +376,11 @@ def _judge(
         rival = max(others, key=lambda i: score_of([i]))
         if score_of([rival]) - score >= MISATTRIBUTION_MARGIN:
             reasons.append(f"reads like source [{evidence[rival].n}] rather than {where}")
-    # A claim about several papers ("both", "all", "neither") must hold for each of them.
-    if _COLLECTIVE.search(plain(sentence)) and len(chosen if valid else evidence) > 1:
-        for i in valid or range(len(evidence)):
+    # A claim about several papers ("both", "all", "neither") must hold for each of them: each it
+    # cites, or, citing one or none, each source (a "both" resting on one paper says nothing of the other).
+    group = valid if len(valid) > 1 else list(range(len(evidence)))
+    if _COLLECTIVE.search(plain(sentence)) and len(group) > 1:
+        for i in group:
             alone = score_of([i])
             if float(closest[i]) < MIN_SIMILARITY or alone < SUPPORTED_CITED:
                 reasons.append(

@@ -146,10 +146,10 @@ class AnswerSettings(_Section):
 
     top_k: int = Field(default=6, ge=1, le=50, description="Papers retrieved per question.")
     min_relevance: float = Field(
-        default=0.30,
+        default=0.20,
         ge=0.0,
         le=1.0,
-        description="Cosine similarity below which the best hit is too weak: the assistant says the collection does not cover the question.",
+        description="Cosine similarity below which the best hit is far from the question: the assistant says the collection does not cover it without asking the model.",
     )
     min_relevance_uncovered: float = Field(
         default=0.42,

@@ -449,6 +449,17 @@ def test_a_list_of_titles_does_not_answer_how(sample_retriever) -> None:
     assert result.extractive and "parameter blocks" in result.text
 
 
+def test_a_title_answering_which_paper_is_followed_by_the_sentence_that_says_how(sample_retriever) -> None:
+    question = "Which paper gets a transformer to generalize to longer inputs by learning an easier side task?"
+    backend = FakeLLM("[1] Improving Length-Generalization in Transformers via Task Hinting")
+    result = answer(question, retriever=sample_retriever, backend=backend)
+    title, quoted = result.text.split(" From its abstract: ")
+    assert title == "Improving Length-Generalization in Transformers via Task Hinting [1]."
+    abstract = " ".join(result.sources[0].text.split())
+    assert quoted.startswith("“") and quoted.endswith("” [1].") and quoted[1:-6] in abstract
+    assert not result.extractive and [c.n for c in result.citations] == [1]
+
+
 def test_an_invented_link_is_removed_and_said(sample_retriever) -> None:
     backend = FakeLLM(
         "aTLAS linearly combines parameter blocks with different learned coefficients [1]. "

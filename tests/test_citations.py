@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.citations import cited_numbers, insert, numbers_in_marker, renumber, settle, strip_markers, validate
+from assistant.citations import (
+    cited_numbers,
+    insert,
+    markers_to_sentence_ends,
+    numbers_in_marker,
+    renumber,
+    settle,
+    strip_markers,
+    validate,
+)
 from assistant.schema import Source
 
 SOURCES = [Source(n=n, paper_id=f"p{n}", title=f"Paper {n}", text="...") for n in (1, 2, 3)]
@@ -48,3 +57,22 @@ def test_settle_keeps_the_sources_that_ground_the_sentence() -> None:
     assert settle("It works.", [], {1: 0.7, 3: 0.9}) == "It works [3]."
     assert settle("It works [1].", [1], {1: 0.9}) is None  # already right
     assert settle("It works [1][2].", [1, 2], {}) is None  # none grounds it alone: judged as written
+
+
+NAMES = {1: "Relevance Filtering", 2: "BT^2"}
+
+
+def test_markers_opening_sentences_move_to_their_ends_and_stand_for_their_subject() -> None:
+    reply = "[1] introduces a relevance filter for ANN search.[2] proposes backward-compatible training. [1][2] Both use embeddings."
+    assert markers_to_sentence_ends(reply, NAMES) == (
+        "Relevance Filtering introduces a relevance filter for ANN search [1]. "
+        "BT^2 proposes backward-compatible training [2]. Both use embeddings [1][2]."
+    )
+    assert markers_to_sentence_ends("[1] Our loss reduces overlap.", NAMES) == "Our loss reduces overlap [1]."
+    assert markers_to_sentence_ends("[2] A title", NAMES) == "A title [2]"
+
+
+def test_a_reply_in_the_usual_style_is_left_as_written() -> None:
+    usual = "It scales task vectors [1]. It works.[2] Another sentence."
+    assert markers_to_sentence_ends(usual, NAMES) == usual
+    assert markers_to_sentence_ends("[1] It works [1].", NAMES) == "It works [1]."  # cited once, not twice

@@ -504,6 +504,16 @@ def test_a_claim_about_both_papers_must_hold_for_each(embedder: MiniLMEmbeddingF
     both = "Both papers select training data using gzip compression [1][2]."
     (verdict,) = claims(check_support(both, sources(zip_fit, bonito), embedder))
     assert not verdict.supported and any("[2] does not support it" in reason for reason in verdict.reasons)
+    # Citing only the paper it holds for does not make a claim about both true of the other.
+    for cited in ("[1]", ""):
+        (verdict,) = claims(
+            check_support(
+                f"Both papers measure alignment with gzip compression {cited}.".replace(" .", "."),
+                sources(zip_fit, bonito),
+                embedder,
+            )
+        )
+        assert not verdict.supported and any("[2] does not support it" in reason for reason in verdict.reasons)
 
 
 def test_a_sentence_naming_one_paper_but_resting_on_another_is_misattributed(embedder: MiniLMEmbeddingFunction) -> None:
