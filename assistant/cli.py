@@ -38,18 +38,26 @@ def text_argument(value: str) -> str:
     return value
 
 
+SHOWN_ARGUMENT_CHARS = 60
+
+
+def _shown(value: str) -> str:
+    """A rejected argument as a message quotes it: at most SHOWN_ARGUMENT_CHARS of it."""
+    return repr(value if len(value) <= SHOWN_ARGUMENT_CHARS else value[:SHOWN_ARGUMENT_CHARS] + "…")
+
+
 def _iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text_argument(text))
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {_shown(text)}") from exc
 
 
 def _count(text: str) -> int:
     try:
         return int(text_argument(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number: {_shown(text)}") from None
 
 
 def _global_options() -> argparse.ArgumentParser:
@@ -108,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", type=text_argument)
     ask.add_argument(
         "--session",
-        type=text_argument,
+        type=_session_name,
         metavar="NAME",
         help="continue the conversation NAME (follow-ups are understood)",
     )
@@ -159,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bind address; set ASSISTANT_API_TOKEN before leaving loopback",
     )
     return parser
+
+
+def _session_name(text: str) -> str:
+    if not text_argument(text).strip():
+        raise argparse.ArgumentTypeError("a conversation name needs some letters (or leave --session out)")
+    return text
 
 
 def _port(text: str) -> int:

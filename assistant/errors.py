@@ -171,9 +171,21 @@ _EXIT_CODES: dict[ErrorKind, int] = {
 _HTTP_STATUS: dict[ErrorKind, int] = {"bad_input": 400, "not_found": 404, "unavailable": 503, "internal": 500}
 
 
+MESSAGE_MAX_CHARS = 600
+"""Messages quote what the user gave (a path, a name); a 100,000-character argument is shown cut."""
+
+
+def shortened(message: str) -> str:
+    """``message`` at most MESSAGE_MAX_CHARS long: its start and its end (where the fix is said) kept."""
+    if len(message) <= MESSAGE_MAX_CHARS:
+        return message
+    head, tail = MESSAGE_MAX_CHARS * 2 // 3, MESSAGE_MAX_CHARS // 3
+    return f"{message[:head]} … ({len(message) - head - tail:,} characters left out) … {message[-tail:]}"
+
+
 def describe(exc: BaseException) -> ErrorReport:
     """How to show ``exc``: its row of :data:`ERROR_TABLE`, or an internal error for anything else."""
-    message = str(exc).strip() or type(exc).__name__
+    message = shortened(str(exc).strip() or type(exc).__name__)
     for rule in ERROR_TABLE:
         if isinstance(exc, rule.types):
             kind = rule.kind

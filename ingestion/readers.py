@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -107,11 +108,15 @@ class _Collector:
 def read_path(path: Path | str) -> ReadResult:
     """Read one file, or every supported file under a directory (sorted, hidden files skipped)."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise IngestionError(f"{path}: no such file or directory") from None
+    except (OSError, ValueError) as error:  # a name too long, a loop of links, a NUL byte
+        raise IngestionError(f"{path}: cannot be read ({getattr(error, 'strerror', None) or error})") from None
+    if stat.S_ISDIR(status.st_mode):
         return _read_directory(path)
-    if not path.exists():
-        raise IngestionError(f"{path}: no such file or directory")
-    if not path.is_file():
+    if not stat.S_ISREG(status.st_mode):
         raise IngestionError(f"{path}: not a regular file")
     try:
         with path.open("rb") as stream:
