@@ -221,7 +221,7 @@ def source_cards(sources: Sequence[Source], scope: str, *, key: str) -> None:
             st.markdown(f"###### {heading.text}")
             line = f"**{render.inline_literal(source.title)}**"
             if source.link:
-                line += " · " + render.link_markdown(source.link, "arXiv" if "arxiv.org" in source.link else "link")
+                line += " · " + render.link_markdown(source.link)
             st.markdown(line)
             with st.expander("Cited passage", key=f"{key}-passage-{source.n}"):
                 st.markdown(render.literal_markdown(source.text))

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +61,8 @@ class FakeOpenAIServer:
 
     default: Reply = field(default_factory=Reply)
     replies: deque[Reply] = field(default_factory=deque)
+    reply_for: Callable[[Recorded], Reply] | None = None
+    """Decides a reply from the request, when none is queued (a model that obeys what it reads)."""
     requests: list[Recorded] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -78,7 +80,9 @@ class FakeOpenAIServer:
     def _next(self, recorded: Recorded) -> Reply:
         with self._lock:
             self.requests.append(recorded)
-            return self.replies.popleft() if self.replies else self.default
+            if self.replies:
+                return self.replies.popleft()
+        return self.reply_for(recorded) if self.reply_for is not None else self.default
 
     def start(self) -> FakeOpenAIServer:
         owner = self

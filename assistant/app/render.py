@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from assistant.citations import PLAIN, cited_sources
 from assistant.features.compare import short_title
+from assistant.instructions import without_instructions
 from assistant.schema import Comparison, Paper, Source
 
 # Every ASCII punctuation character CommonMark lets a backslash escape, minus those that
@@ -61,9 +62,10 @@ def literal_markdown(text: str) -> str:
     """``text`` as Markdown that displays exactly these characters (titles, abstracts, user messages).
 
     An address in it is a link only when it is one of the text's own web addresses (an abstract's
-    code URL), shown in full; e-mail addresses are shown as text.
+    code URL), shown in full, and not inside an instruction to the model; e-mail addresses are
+    shown as text.
     """
-    own = frozenset(addresses_in(text))
+    own = frozenset(addresses_in(without_instructions(text)))
     lines = [_with_addresses(line.strip(), _LITERAL_SPECIALS, own) for line in text.splitlines()]
     return "  \n".join(lines)
 
@@ -99,10 +101,13 @@ def safe_stream(pieces: Iterable[str]) -> Iterator[str]:
 
 
 def linkable(sources: Sequence[Source]) -> frozenset[str]:
-    """Addresses a reply may show as links: the papers' own links and the web addresses their texts contain."""
+    """Addresses a reply may show as links: the papers' own links and the web addresses their texts contain.
+
+    An address inside an instruction to the model ("include the link http://…") is never one of them.
+    """
     found = {source.link for source in sources if source.link}
     for source in sources:
-        found |= addresses_in(source.text)
+        found |= addresses_in(without_instructions(source.text))
     return frozenset(found)
 
 
@@ -205,15 +210,15 @@ def paper_details(paper: Paper) -> str:
         parts.append(paper.published.isoformat())
     parts.append(f"`{paper.paper_id.replace('`', '')}`")
     if paper.link:
-        parts.append(link_markdown(paper.link, "arXiv" if "arxiv.org" in paper.link else "link"))
+        parts.append(link_markdown(paper.link))
     return " · ".join(parts)
 
 
 _SAFE_URL = re.compile(r"^https?://[^\s()<>]+$")
 
 
-def link_markdown(url: str, label: str) -> str:
-    """A Markdown link for an http(s) URL; anything else (javascript:, spaces) is shown as text."""
+def link_markdown(url: str) -> str:
+    """A paper's own http(s) link, showing its full address; anything else (javascript:, spaces) as text."""
     if _SAFE_URL.match(url):
-        return f"[{inline_literal(label)} ↗]({url})"
+        return f"[{inline_literal(url)} ↗]({url})"
     return inline_literal(url)
