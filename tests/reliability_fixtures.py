@@ -55,6 +55,14 @@ class Recorded:
     body: dict[str, Any]
 
 
+class _Server(ThreadingHTTPServer):
+    """A client that drops its keep-alive connection (a browser, a cancelled stream) is not an error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @dataclass
 class FakeOpenAIServer:
     """An OpenAI-compatible ``/v1/chat/completions`` on loopback, scripted reply by reply."""
@@ -183,7 +191,7 @@ class FakeOpenAIServer:
                     self.close_connection = True
                     self.connection.shutdown(2)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

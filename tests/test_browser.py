@@ -371,11 +371,11 @@ def _obeyed_reply(request: Recorded) -> FakeReply:
 
 
 def external_links(page: AppPage, app_url: str) -> list[tuple[str, str]]:
-    """(target, shown text) of each link in the page's main area that leaves the app."""
+    """(target, text) of each link in the page's main area that leaves the app (text also when folded away)."""
     found = (
         page.page.get_by_test_id("stMainBlockContainer")
         .locator("a[href]")
-        .evaluate_all("links => links.map(a => [a.getAttribute('href'), a.innerText])")
+        .evaluate_all("links => links.map(a => [a.getAttribute('href'), a.textContent])")
     )
     return [(href, text) for href, text in found if not href.startswith(("#", app_url, "/"))]
 
