@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from assistant.service import PaperAssistant
-from assistant.settings import SAMPLE_COLLECTION, Settings
-from assistant.store import PaperStore
-from ingestion.pipeline import ingest_paths
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
+sys.path.insert(0, str(ROOT))
+
+from assistant.service import PaperAssistant  # noqa: E402
+from assistant.settings import SAMPLE_COLLECTION, Settings  # noqa: E402
+from assistant.store import PaperStore  # noqa: E402
+from benchmarks.synthetic import machine_line, percentile  # noqa: E402
+from ingestion.pipeline import ingest_paths  # noqa: E402
+
 KINDS = {"lookup": ("lookup", "numeric", "multi"), "summary": ("summary",), "comparison": ("compare",)}
 
 
@@ -58,11 +62,6 @@ def timed(assistant: PaperAssistant, question: str) -> Timing:
     return Timing(first if first is not None else total, total, bool(getattr(reply.result, "extractive", False)))
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -93,15 +92,16 @@ def main() -> None:
                         name,
                         kind,
                         len(timings),
-                        statistics.median(firsts),
-                        percentile(firsts, 0.95),
-                        statistics.median(totals),
-                        percentile(totals, 0.95),
+                        percentile(firsts, 50),
+                        percentile(firsts, 95),
+                        percentile(totals, 50),
+                        percentile(totals, 95),
                         sum(t.extractive for t in timings),
                     )
                 )
-                print(f"  {kind}: p50 {statistics.median(totals):.1f} s", flush=True)
+                print(f"  {kind}: p50 {percentile(totals, 50):.1f} s", flush=True)
     print()
+    print(machine_line())
     print("| model | kind | n | first text p50 | p95 | total p50 | p95 | replaced by extracts |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, kind, n, f50, f95, t50, t95, extractive in rows:
