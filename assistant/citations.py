@@ -157,3 +157,25 @@ def markers_to_sentence_ends(text: str, names: Mapping[int, str]) -> str:
             body = f"{names[numbers[0]]} {body}"
         sentences.append(body if cited_numbers(body) else insert(body, *numbers))
     return " ".join(sentences)
+
+
+# A marker standing for a paper in a clause: at a sentence's start or after a joining word, and
+# followed by a verb or another paper ("[1] and [2] differ in ...", "... while [2] learns to ...").
+_PAPER_MARKER = re.compile(
+    r"(^|[.!?]\s+|\b(?i:and|or|while|whereas|but|than|from|with|unlike|like|versus|vs\.)\s+)"
+    r"\[(\d+)\](?=\s+(?:and\b|or\b|[a-z])|,)"
+)
+
+
+def name_paper_markers(text: str, names: Mapping[int, str]) -> str:
+    """Markers a model wrote as the papers' names ("while [2] learns ...") get the name before them.
+
+    Read as citations only, such a sentence would say nothing of whom it is about: "[1] and [2]
+    differ in their approach" becomes "ZIP-FIT [1] and Bonito [2] differ in their approach".
+    """
+
+    def named(match: re.Match[str]) -> str:
+        n = int(match.group(2))
+        return f"{match.group(1)}{names[n]} [{n}]" if n in names else match.group(0)
+
+    return _PAPER_MARKER.sub(named, text)

@@ -8,6 +8,7 @@ from assistant.citations import (
     cited_numbers,
     insert,
     markers_to_sentence_ends,
+    name_paper_markers,
     numbers_in_marker,
     renumber,
     settle,
@@ -76,3 +77,15 @@ def test_a_reply_in_the_usual_style_is_left_as_written() -> None:
     usual = "It scales task vectors [1]. It works.[2] Another sentence."
     assert markers_to_sentence_ends(usual, NAMES) == usual
     assert markers_to_sentence_ends("[1] It works [1].", NAMES) == "It works [1]."  # cited once, not twice
+
+
+def test_markers_written_as_the_papers_names_get_the_names() -> None:
+    assert name_paper_markers("[1] and [2] differ in their approach [1][2].", NAMES) == (
+        "Relevance Filtering [1] and BT^2 [2] differ in their approach [1][2]."
+    )
+    assert name_paper_markers("It filters results [1], while [2] trains models.", NAMES) == (
+        "It filters results [1], while BT^2 [2] trains models."
+    )
+    cited = "It filters results [1] and trains models [2]. Both work [1][2]."
+    assert name_paper_markers(cited, NAMES) == cited
+    assert name_paper_markers("Unlike [3], it works.", NAMES) == "Unlike [3], it works."  # no such paper

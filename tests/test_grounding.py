@@ -21,6 +21,8 @@ from assistant.grounding import (
     SentenceSupport,
     SupportReport,
     check_support,
+    cite_named_papers,
+    grounded_sentences,
     is_meta,
     split_units,
 )
@@ -533,3 +535,25 @@ def test_injected_instructions_are_no_evidence(embedder: MiniLMEmbeddingFunction
     )
     (verdict,) = claims(check_support("The method reaches 99.7% accuracy [1].", [hostile], embedder))
     assert not verdict.supported and any("99.7" in reason for reason in verdict.reasons)
+
+
+def test_a_paper_named_without_its_marker_is_cited_where_it_is_named() -> None:
+    pair = sources(titled("ZIP-FIT"), titled("Learning to Generate Instruction"))
+    text = "ZIP-FIT uses gzip compression, while Bonito [2] generates tasks. It differs [1]."
+    assert cite_named_papers(text, pair) == (
+        "ZIP-FIT [1] uses gzip compression, while Bonito [2] generates tasks. It differs [1]."
+    )
+    already = "ZIP-FIT [1] uses gzip compression."
+    assert cite_named_papers(already, pair) == already
+    # A word both abstracts use names neither of them.
+    assert cite_named_papers("Language models learn [2].", pair) == "Language models learn [2]."
+
+
+def test_a_contrast_naming_both_papers_is_checked_against_both(embedder: MiniLMEmbeddingFunction) -> None:
+    pair = sources(titled("ZIP-FIT"), titled("Learning to Generate Instruction"))
+    contrast = (
+        "ZIP-FIT uses gzip compression to measure alignment between training data and the target task, "
+        "while Bonito [2] learns to generate instruction tuning datasets for zero-shot task adaptation."
+    )
+    kept, dropped = grounded_sentences(contrast, pair, embedder)
+    assert dropped == [] and len(kept) == 1 and set(cited_numbers(kept[0])) == {1, 2}

@@ -34,7 +34,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from assistant.budget import context_budget, fit_question, pack_context
-from assistant.citations import insert, markers_to_sentence_ends, validate
+from assistant.citations import insert, markers_to_sentence_ends, name_paper_markers, validate
 from assistant.conversations import ChatTurn
 from assistant.coverage import quoted_list, uncovered_notice, uncovered_words
 from assistant.embeddings import EmbedFunction
@@ -315,7 +315,7 @@ def _finish(plan: _Plan, reply: str, *, model: str, usage: Usage, embedder: Embe
     notices = list(plan.notices)
     common = {"question": plan.question, "sources": plan.sources, "model": model, "usage": usage}
     names = {source.n: title_head(source.title) for source in plan.sources}
-    text = markers_to_sentence_ends(strip_echoed_prompt(reply), names)
+    text = name_paper_markers(markers_to_sentence_ends(strip_echoed_prompt(reply), names), names)
     if declined(text):
         return refusal(
             plan.question,

@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from collections.abc import Generator, Sequence
 
-from assistant.citations import cited_numbers, insert, markers_to_sentence_ends, strip_markers
+from assistant.citations import cited_numbers, insert, markers_to_sentence_ends, name_paper_markers, strip_markers
 from assistant.embeddings import EmbedFunction
 from assistant.errors import InvalidInput
 from assistant.extracts import ASPECTS, Aspect, AspectSentences
@@ -309,8 +309,9 @@ def _comparison_steps(
         temperature=settings.llm.temperature,
     ).relay()
     usage = usage + completion.usage
-    names = {source.n: title_head(paper.title) for source, paper in zip(sources, papers, strict=True)}
-    kept, dropped = grounded_sentences(markers_to_sentence_ends(completion.text, names), sources, embedder)
+    names = {source.n: short_title(paper.title) for source, paper in zip(sources, papers, strict=True)}
+    written = markers_to_sentence_ends(name_paper_markers(completion.text, names), names)
+    kept, dropped = grounded_sentences(written, sources, embedder)
     narrative = " ".join(kept)
     if len(set(cited_numbers(narrative))) < MIN_PAPERS:
         narrative = table_narrative(papers, aspects)
