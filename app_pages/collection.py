@@ -12,6 +12,7 @@ from app_pages import ui
 from assistant.app import collection as collection_view
 from assistant.app import render
 from assistant.app import session as app_session
+from assistant.instructions import instructions_notice
 from assistant.schema import IngestReport
 from ingestion import pipeline
 
@@ -63,6 +64,9 @@ if last is not None:
         skipped = collection_view.plural(len(last.problems), "record")
         st.warning(f"{skipped} {'was' if len(last.problems) == 1 else 'were'} skipped:", icon=":material/report:")
         st.dataframe(pd.DataFrame(collection_view.problem_rows(last.problems)), hide_index=True, width="stretch")
+    addressed = instructions_notice([(item.title, " ".join(item.sentences)) for item in last.addressed_to_model])
+    if addressed:
+        st.warning(render.inline_literal(addressed), icon=":material/gpp_maybe:")
 
 # --- what is in it -------------------------------------------------------------------------
 papers = session.assistant.papers()

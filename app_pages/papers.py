@@ -10,6 +10,7 @@ from app_pages import ui
 from assistant.app import collection as collection_view
 from assistant.app import render
 from assistant.app import session as app_session
+from assistant.instructions import instructions_notice
 from assistant.schema import Paper, Summary
 
 PAGE_SIZE = 20
@@ -66,6 +67,8 @@ for paper in shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
     with st.expander(render.inline_literal(paper.title), key=f"paper-{paper.paper_id}"):
         st.markdown(render.paper_details(paper))
         st.markdown(render.literal_markdown(paper.abstract))
+        if addressed := instructions_notice([(paper.title, paper.abstract)]):
+            st.warning(render.inline_literal(addressed), icon=":material/gpp_maybe:")
         summarize_column, ask_column, compare_column = st.columns(3)
         wants_summary = summarize_column.button(
             "One-paragraph summary", key=f"summarize-{paper.paper_id}", icon=":material/short_text:"

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from assistant.errors import EXIT_BAD_INPUT, EXIT_OK, AssistantError, InvalidInput, describe
+from assistant.errors import EXIT_BAD_INPUT, EXIT_OK, AssistantError, InvalidInput, describe, listed_titles
 from assistant.schema import PaperList, Problem, SearchResults
 from assistant.settings import DEFAULT_LOCAL_MODEL, SAMPLE_COLLECTION, Settings, load_settings
 from ingestion.errors import IngestionError
@@ -242,6 +242,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         )
     if report.problems:
         print(f"{len(report.problems)} record(s) skipped:" + _problem_lines(report.problems), file=sys.stderr)
+    if report.addressed_to_model:
+        print(
+            f"{len(report.addressed_to_model)} abstract(s) address an AI model; kept as written, never used as evidence:"
+            + f"\n  {listed_titles(report.addressed_to_model)}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -89,7 +89,8 @@ def data_dir_errors(folder: Path) -> Iterator[None]:
         ) from exc
 
 
-def _titles(papers: Sequence[object]) -> str:
+def listed_titles(papers: Sequence[object]) -> str:
+    """Papers as a message lists them: the first CANDIDATES_SHOWN as "title [id]", then how many more."""
     shown = "; ".join(f"{getattr(p, 'title', p)} [{getattr(p, 'paper_id', '')}]" for p in papers[:CANDIDATES_SHOWN])
     more = len(papers) - CANDIDATES_SHOWN
     return shown + (f"; and {more} more" if more > 0 else "")
@@ -101,7 +102,7 @@ class PaperNotFound(AssistantError, LookupError):
     def __init__(self, name: str, suggestions: Sequence[object] = ()) -> None:
         self.name = name
         self.suggestions = list(suggestions)
-        hint = _titles(self.suggestions)
+        hint = listed_titles(self.suggestions)
         super().__init__(f"no paper in the collection matches {name!r}" + (f". Closest: {hint}" if hint else ""))
 
 
@@ -112,7 +113,7 @@ class AmbiguousPaper(AssistantError, LookupError):
         self.name = name
         self.candidates = list(candidates)
         super().__init__(
-            f"{name!r} fits several papers: {_titles(self.candidates)}. "
+            f"{name!r} fits several papers: {listed_titles(self.candidates)}. "
             "Give a longer part of the title or the paper id."
         )
 

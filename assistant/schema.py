@@ -113,6 +113,14 @@ class Replacement(BaseModel):
     fields: list[str] = Field(description="What differed: title, abstract, authors, date, link")
 
 
+class AddressedAbstract(BaseModel):
+    """A paper whose abstract gives orders to an AI model or its reader ("note to the AI: ...")."""
+
+    paper_id: str
+    title: str
+    sentences: list[str] = Field(description="The sentences that give orders, as written; never used as evidence")
+
+
 class IngestReport(BaseModel):
     """What an ingest did; ``ingest --json`` prints it (fields are only ever added)."""
 
@@ -128,6 +136,11 @@ class IngestReport(BaseModel):
     replaced: list[Replacement] = Field(
         default_factory=list,
         description="Stored papers this ingest replaced with a differing record: which source replaced which",
+    )
+    addressed_to_model: list[AddressedAbstract] = Field(
+        default_factory=list,
+        description="Papers written now whose abstract addresses an AI model: kept as written, marked in the app, "
+        "never quoted or used as evidence",
     )
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from assistant.errors import StoreUnavailable
-from assistant.schema import IngestReport, Paper, PaperStats, Problem, ReadResult
+from assistant.instructions import instruction_sentences
+from assistant.schema import AddressedAbstract, IngestReport, Paper, PaperStats, Problem, ReadResult
 from assistant.settings import SAMPLE_COLLECTION, Settings
 from assistant.store import INGEST_LOCK_FILE, PaperStore, cannot_write, lock_file_error
 from ingestion.chunking import chunk_paper
@@ -120,6 +121,11 @@ def ingest_papers(
             report.problems.extend(cap_problems(merged.problems, MAX_PROBLEMS_PER_FILE))
             report.duplicates_merged += merged.duplicates_merged
             report.replaced = merged.replaced
+            report.addressed_to_model = [
+                AddressedAbstract(paper_id=paper.paper_id, title=paper.title, sentences=orders)
+                for paper in added + updated
+                if (orders := instruction_sentences(paper.abstract))
+            ]
             report.chunks_written = _embed_and_write(added + updated, replaces, store, progress)
             report.total_papers = len(papers_now)
     except Timeout as exc:
