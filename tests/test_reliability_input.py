@@ -687,3 +687,26 @@ def test_papers_keep_their_text_exactly_as_data(settings: Settings) -> None:
     prompt = backend.last_messages[-1].content
     assert "Braces {0} {x!r} %s stay as typed." in prompt and 'title="Templates {question} and {sources}"' in prompt
     assert store.get_papers([braces.paper_id])[braces.paper_id] == braces
+
+
+def test_a_name_that_fits_301_papers_lists_ten_and_says_how_many_more(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    title = "Speech Recognition at Scale"
+    papers = [
+        build_paper(
+            title=title, abstract=f"Study {n} of speech recognition.", source="many.jsonl", arxiv_id=f"2401.{n:05d}"
+        )
+        for n in range(301)
+    ]
+    store = PaperStore(Settings(data_dir=tmp_path))
+    ingest_papers(ReadResult(papers=papers), store=store)
+
+    code, _, err = run(capsys, "summarize", title, "--store", str(store.settings.store.resolved_store_dir))
+    assert code == 2 and err.count(f"{title} [") == 10 and "; and 291 more" in err
+    assert len(err) < 2000
+
+    assistant, backend = make_assistant(store)
+    reply = assistant.respond(f"Summarize {title}").result
+    assert reply.kind == "clarification" and backend.history == []
+    assert reply.text.count(f". {title}") == 10 and "…and 291 more: give a longer part of the title" in reply.text
