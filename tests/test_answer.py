@@ -460,6 +460,21 @@ def test_a_title_answering_which_paper_is_followed_by_the_sentence_that_says_how
     assert not result.extractive and [c.n for c in result.citations] == [1]
 
 
+def test_which_paper_answered_by_what_it_does_gets_the_papers_title(sample_retriever) -> None:
+    question = "Which paper gets a transformer to generalize to longer inputs by learning an easier side task?"
+    reply = "It trains the transformer on an auxiliary task hint alongside the main task, which improves length generalization [1]."
+    result = answer(question, retriever=sample_retriever, backend=FakeLLM(reply))
+    assert result.text == f"“Improving Length-Generalization in Transformers via Task Hinting” [1]. {reply}"
+    assert not result.extractive and [c.n for c in result.citations] == [1]
+    # An answer that names its paper, or a question that asks what a named paper does, is left as written.
+    named = "Improving Length-Generalization in Transformers via Task Hinting trains on an auxiliary task [1]."
+    assert answer(question, retriever=sample_retriever, backend=FakeLLM(named)).text == named
+    how = answer(
+        "How does task hinting improve length generalization?", retriever=sample_retriever, backend=FakeLLM(reply)
+    )
+    assert how.text == reply
+
+
 def test_an_invented_link_is_removed_and_said(sample_retriever) -> None:
     backend = FakeLLM(
         "aTLAS linearly combines parameter blocks with different learned coefficients [1]. "

@@ -369,7 +369,17 @@ def _finish(plan: _Plan, reply: str, *, model: str, usage: Usage, embedder: Embe
         # "Which paper ...?" answered with a title: right, but it says nothing of how; the
         # abstract's sentence that bears most on the question does.
         text, citations = validate(_with_best_sentence(text, plan, citations), plan.sources)
+    elif asks_for_one_paper(plan.query) and citations and not _names_a_cited_paper(text, citations):
+        # "Which paper ...?" answered by what it does, in the question's words, under a bare [1]:
+        # Qwen 1.5B did so in 7 of 10 such dev answers, and the reader still asks which one.
+        first = citations[0]
+        text, citations = validate(f"“{first.title}” [{first.n}]. {text}", plan.sources)
     return Answer(**common, text=text, citations=citations, unsupported=list(report.unsupported), notices=notices)
+
+
+def _names_a_cited_paper(text: str, citations: Sequence[Citation]) -> bool:
+    folded = text.casefold()
+    return any(title_head(citation.title).casefold() in folded for citation in citations)
 
 
 def _with_best_sentence(text: str, plan: _Plan, citations: Sequence[Citation]) -> str:
