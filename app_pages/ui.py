@@ -163,7 +163,7 @@ def _model_settings(base: Settings) -> Settings:
             f"**{render.inline_literal(settings.llm.model)}** {render.inline_literal(missing)}", icon=":material/key:"
         )
     else:
-        st.caption(f"Answers come from **{render.inline_literal(settings.llm.model)}**.")
+        st.caption(render.inline_literal(presets.model_note(settings)))
     return settings
 
 

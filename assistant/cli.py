@@ -150,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         "models", parents=[common], help="the offline models: installed, verified, how fast here"
     )
     models.add_argument("--prepare", metavar="MODEL", type=text_argument, help="join and verify MODEL's weights now")
+    models.add_argument(
+        "--download",
+        action="store_true",
+        help="with --prepare: fetch weights whose packages are missing from their official source (needs internet)",
+    )
     models.add_argument("--json", action="store_true")
 
     app = commands.add_parser("app", parents=[common], help="open the chat app in the browser (Streamlit)")
@@ -427,7 +432,9 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         chosen = local_model(name)
         if chosen is None:
             raise InvalidInput(f"{args.prepare!r} is not a local model: see `paper-assistant models`")
-        path = gguf_path(chosen, models_dir, _byte_progress(f"preparing {chosen.model_string}"))
+        path = gguf_path(
+            chosen, models_dir, _byte_progress(f"preparing {chosen.model_string}"), allow_download=args.download
+        )
         print(f"{chosen.model_string}: verified, {path}", file=sys.stderr)
     reports = [
         LocalModelReport.of(model, settings.llm, models_dir, default=DEFAULT_LOCAL_MODEL)

@@ -28,7 +28,9 @@ from assistant.errors import InvalidInput
 SAMPLE_COLLECTION = Path(__file__).parent / "data" / "daily_papers_aug19.txt"
 LOCAL_EMBEDDER = "local/all-MiniLM-L6-v2"
 LOCAL_EMBEDDER_MAX_CHUNK_TOKENS = 210
-DEFAULT_LOCAL_MODEL = "local/smollm2-135m-instruct"
+# Chosen by measurement (README, "Models"): the 1.5B writes the answers itself (1 in 13 replaced
+# by abstract extracts on the dev set, against 4 in 5 for SmolLM2-135M) at ~9 s per lookup.
+DEFAULT_LOCAL_MODEL = "local/qwen2.5-coder-1.5b-instruct"
 ENV_PREFIX = "ASSISTANT_"
 
 

@@ -27,7 +27,7 @@ import httpx
 import openai
 import pytest
 from api_fixtures import TOKEN, BrokenMidStreamLLM, LockedSlowLLM, RunningServer, SlowQuotingLLM, running
-from llm_fixtures import local_model_unavailable
+from llm_fixtures import SMOLLM2, local_model_unavailable
 
 from assistant.api import REPLACED_NOTE, create_app
 from assistant.api import app as api_app
@@ -35,7 +35,7 @@ from assistant.cli import main
 from assistant.errors import LLMError
 from assistant.llm import FakeLLM, inject
 from assistant.llm.local import LocalCallConfig, local_model
-from assistant.settings import DEFAULT_LOCAL_MODEL, Settings
+from assistant.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ATLAS = "Knowledge Composition using Task Vectors with Learned Anisotropic Scaling"
@@ -480,8 +480,8 @@ def test_a_whole_request_whose_client_leaves_stops_too(server: RunningServer, mo
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(local_model_unavailable() is not None, reason=str(local_model_unavailable()))
 def test_the_local_models_lock_is_freed_when_a_client_disconnects(sample_store) -> None:
-    settings = sample_store.settings.replace(model=DEFAULT_LOCAL_MODEL, max_answer_tokens=400, timeout_s=300)
-    model = local_model(DEFAULT_LOCAL_MODEL)
+    settings = sample_store.settings.replace(model=SMOLLM2.model_string, max_answer_tokens=400, timeout_s=300)
+    model = local_model(SMOLLM2.model_string)
     assert model is not None
     loaded = LocalCallConfig.for_model(model, settings.llm, settings.store.models_dir).load()
     question = "Describe in detail how aTLAS composes task vectors, and what it was evaluated on."

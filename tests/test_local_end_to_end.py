@@ -1,10 +1,10 @@
-"""The real local model (SmolLM2-135M via llama-cpp-python) on the sample collection.
+"""The default local model (Qwen2.5-Coder-1.5B via llama-cpp-python) on the sample collection.
 
-A 135M model writes poorly; what must hold anyway are the guarantees around it: every
-citation points to a source, refusals are honest, summaries are one paragraph of 60-150
-words, and no number reaches the reader as the collection's unless a source contains it
-(or the sentence is flagged as unsupported). Replies are kept short so that this runs in
-a few minutes on two cores.
+What must hold whatever a small model writes: every citation points to a source, refusals
+are honest, summaries are one paragraph of 60-150 words, and no number reaches the reader
+as the collection's unless a source contains it (or the sentence is flagged as
+unsupported). A handful of requests, replies kept short, so that this runs in a few
+minutes on two cores; whole evaluations are benchmarks (README, "Retrieval and evaluation").
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from assistant.extracts import SUMMARY_MIN_WORDS as MIN_WORDS
 from assistant.features.compare import NOT_STATED
 from assistant.schema import Source
 from assistant.service import PaperAssistant
-from assistant.settings import Settings
+from assistant.settings import DEFAULT_LOCAL_MODEL, Settings
 from assistant.text import numbers_in, split_sentences, word_count
 
 pytest.importorskip("llama_cpp", reason="the local model needs llama-cpp-python: pip install -e '.[local]'")
@@ -32,7 +32,7 @@ def assistant(sample_settings: Settings) -> PaperAssistant:
 
     settings = sample_settings.replace(**{"max_answer_tokens": 120})
     backend = LiteLLMBackend.from_settings(settings)
-    assert backend.model == "local/smollm2-135m-instruct"
+    assert backend.model == DEFAULT_LOCAL_MODEL
     return PaperAssistant(settings, backend=backend)
 
 

