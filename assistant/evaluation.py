@@ -295,6 +295,14 @@ _FALLBACK_NOTICE_WORDS = ("rebuilt from the table",)
 """How a comparison says its narrative is the abstracts' words; answers and summaries say it with ``extractive``."""
 
 
+def replaced_by_extracts(result: Any) -> bool:
+    """Whether the model's text of any reply was replaced by source sentences (or rebuilt from the table)."""
+    notices = list(getattr(result, "notices", []))
+    return bool(getattr(result, "extractive", False)) or any(
+        word in notice for notice in notices for word in _FALLBACK_NOTICE_WORDS
+    )
+
+
 def _reply_fields(result: Any, turn_kind: str | None) -> dict[str, Any]:
     """Route, checked text, unsupported sentences, fallback and usage of any reply object."""
     if isinstance(result, Answer):
@@ -308,9 +316,7 @@ def _reply_fields(result: Any, turn_kind: str | None) -> dict[str, Any]:
     notices = list(getattr(result, "notices", []))
     usage = getattr(result, "usage", None)
     declined = route in ("refusal", "clarification")
-    fallback = bool(getattr(result, "extractive", False)) or any(
-        word in notice for notice in notices for word in _FALLBACK_NOTICE_WORDS
-    )
+    fallback = replaced_by_extracts(result)
     claims = 0 if declined or fallback or not checked else claim_count(checked)
     unsupported = list(getattr(result, "unsupported", []))
     return {
