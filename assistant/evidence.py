@@ -35,14 +35,14 @@ SENTENCES_PER_PAPER = 3
 
 _ASKS_FOR_A_QUANTITY = re.compile(
     r"\bhow (?:much|many|large|big|small|fast|often|long|far|well)\b|\bwhat (?:accuracy|score|rate|size|speed"
-    r"|percentage|fraction|share|number|amount|improvement|gain|proportion)\b|\bby how\b|\bwhich (?:accuracy|score)\b"
+    r"|percentage|fraction|share|number|amount|improvement|gain|proportion)\b|\bby (?:how|what)\b|\bwhich (?:accuracy|score)\b"
     r"|\b(?:percent|percentage|proportion|ratio|speed-?up)\b",
     re.IGNORECASE,
 )
 
 
 def asks_for_a_quantity(question: str) -> bool:
-    """Whether the answer is a figure: "how much", "how many", "what accuracy", "by how much"."""
+    """Whether the answer is a figure: "how much", "how many", "what accuracy", "by how much", "by what margin"."""
     return bool(_ASKS_FOR_A_QUANTITY.search(question))
 
 

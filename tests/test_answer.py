@@ -422,6 +422,19 @@ def test_a_reply_restating_the_question_is_a_decline(sample_retriever) -> None:
     assert result.refused and "could only restate the question" in result.text
 
 
+def test_a_bare_figure_from_the_source_is_no_restatement(sample_retriever) -> None:
+    question = "How many F1 points does Bonito add to instruction-tuned models on a new domain?"
+    result = answer(question, retriever=sample_retriever, backend=FakeLLM("22.1 F1 points [1]"))
+    # Too bare to be supported by itself, but no restated question: the sentence with the figure is quoted.
+    assert (
+        not result.refused
+        and result.extractive
+        and "improves the strong zero-shot performance by 22.1 F1" in result.text
+    )
+    invented = answer(question, retriever=sample_retriever, backend=FakeLLM("Bonito adds 37.5 F1 points [1]."))
+    assert "37.5" not in invented.text  # a figure no source has is declined or replaced, never shown
+
+
 def test_not_covered_after_an_answer_keeps_the_answer(sample_retriever) -> None:
     backend = FakeLLM("aTLAS linearly combines parameter blocks with different learned coefficients [1].\nNOT COVERED")
     result = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend)

@@ -21,6 +21,8 @@ ZIP = paper(
 def test_a_quantity_question_favours_the_sentence_with_the_figure(sample_store) -> None:
     question = "How much faster does the compression-based selector reach its lowest loss?"
     assert asks_for_a_quantity(question) and not asks_for_a_quantity("Which paper uses gzip?")
+    assert asks_for_a_quantity("On average, by what margin does it beat 10-shot prompting?")
+    assert not asks_for_a_quantity("By which method are the tasks combined?")
     evidence = evidence_of(question, ZIP, sample_store.embedder, sentences=1)
     assert evidence.sentences == ("ZIP-FIT reaches the lowest loss 85.1% faster than baselines.",)
 

@@ -59,7 +59,7 @@ from assistant.retrieval import Retriever
 from assistant.schema import Answer, Citation, Hit, Message, Paper, Source, Usage
 from assistant.settings import Settings
 from assistant.streaming import Streamed
-from assistant.text import key_stems, title_head
+from assistant.text import key_stems, numbers_in, title_head
 
 NEAREST_SHOWN_ON_REFUSAL = 3
 EVIDENCE_MARGIN = 0.15
@@ -267,15 +267,22 @@ def _is_a_list_of_titles(report: SupportReport, sources: Sequence[Source]) -> bo
     )
 
 
-def _restates(unsupported: Sequence[str], question: str) -> bool:
-    """Most unsupported claims are the question turned into a statement."""
+def _restates(unsupported: Sequence[str], question: str, sources: Sequence[Source]) -> bool:
+    """Most unsupported claims are the question turned into a statement.
+
+    A claim that adds a figure of a source the question did not have ("22.1 F1 points [1]" to
+    "how many F1 points ...?") answers it, however few words it has of its own.
+    """
     asked = key_stems(question)
     if not unsupported or not asked:
         return False
+    sourced = set().union(*(numbers_in(source.text) for source in sources)) - numbers_in(question)
     restating = [
         claim
         for claim in unsupported
-        if (terms := key_stems(claim)) and len(terms & asked) / len(terms) >= RESTATED_SHARE
+        if (terms := key_stems(claim))
+        and len(terms & asked) / len(terms) >= RESTATED_SHARE
+        and not numbers_in(claim) & sourced
     ]
     return len(restating) * 2 >= len(unsupported)
 
@@ -337,7 +344,7 @@ def _finish(plan: _Plan, reply: str, *, model: str, usage: Usage, embedder: Embe
     if (
         report is not None
         and mostly_unsupported(report.unsupported_share)
-        and _restates(report.unsupported, plan.query)
+        and _restates(report.unsupported, plan.query, plan.sources)
     ):
         return refusal(
             plan.question,
