@@ -60,6 +60,7 @@ def sample_retriever(sample_store):
 
 
 def free_port() -> int:
+    """A loopback port that nothing listens on (at the moment of asking)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

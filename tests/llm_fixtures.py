@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,6 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
-
-
-def free_port() -> int:
-    """A loopback port that nothing listens on (at the moment of asking)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def local_model_unavailable() -> str | None:

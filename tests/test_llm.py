@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from llm_fixtures import free_port, make_settings
+from llm_fixtures import make_settings
 
 from assistant.errors import LLMError
 from assistant.llm import LOCAL_MODELS, FakeLLM, LLMBackend, build_backend, describe_requirements
@@ -33,6 +33,7 @@ from assistant.llm.local import plain_text_prompt
 from assistant.redaction import redact_secrets
 from assistant.schema import Message
 from assistant.tokens import count_tokens as cl100k_tokens
+from tests.conftest import free_port
 
 QUESTION = [Message(role="system", content="Answer briefly."), Message(role="user", content="What is aTLAS?")]
 PLANTED_KEY = "sk-planted-test-key-0123456789abcdef"

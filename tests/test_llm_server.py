@@ -18,12 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from llm_fixtures import free_port, local_model_unavailable, make_settings, smollm2_gguf
+from llm_fixtures import local_model_unavailable, make_settings, smollm2_gguf
 
 from assistant.errors import LLMError
 from assistant.llm.litellm_backend import LiteLLMBackend
 from assistant.schema import Message
 from assistant.settings import Settings
+from tests.conftest import free_port
 
 pytestmark = [
     pytest.mark.slow,

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm_fixtures import free_port
 from reliability_fixtures import (
     PLANTED_KEY,
     REPO_ROOT,
@@ -45,6 +44,7 @@ from assistant.settings import Settings
 from assistant.store import PaperStore
 from ingestion.normalize import build_paper
 from ingestion.pipeline import PAPERS_PER_GROUP, ingest_papers
+from tests.conftest import free_port
 
 QUESTION = "How does ZIP-FIT select training data?"
 GROUNDED = "ZIP-FIT selects training data by compression-based alignment with the target task [1]."

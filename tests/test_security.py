@@ -22,7 +22,6 @@ import traceback
 from pathlib import Path
 
 import pytest
-from llm_fixtures import free_port
 from reliability_fixtures import PLANTED_KEY, REPO_ROOT, Reply, cli_env, fake_openai_server, run_cli
 
 from assistant.conversations import ChatTurn, ConversationStore
@@ -34,6 +33,7 @@ from assistant.settings import Settings
 from ingestion.errors import IngestionError
 from ingestion.pipeline import read_uploads
 from ingestion.readers import read_bytes, read_path
+from tests.conftest import free_port
 
 QUESTION = "How does ZIP-FIT select training data?"
 KEY_PIECES = (PLANTED_KEY, PLANTED_KEY[3:], "PLANTED-123456")
