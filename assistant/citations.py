@@ -28,6 +28,9 @@ PLAIN = re.compile(r"\[(\d+)\]")
 MAX_RANGE = 20
 _SPAN = re.compile(r"(\d+)\s*[–-]\s*(\d+)|(\d+)")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"[ \t]+([.,;:!?])")
+# Markers written after a sentence's full stop ("... distribution. [1]"), where a new sentence or
+# the text's end follows: they go before the stop, where the reader expects them.
+_AFTER_THE_STOP = re.compile(r"(?<=\w)([.!?])((?:[ \t]*\[\d+\])+)(?=[ \t]*(?:$|\n|[A-Z\"“(]))")
 
 
 def numbers_in_marker(group: str) -> list[int]:
@@ -76,6 +79,9 @@ def validate(text: str, sources: Sequence[Source]) -> tuple[str, list[Citation]]
         return (" " if match.group(0).startswith(" ") else "") + "".join(f"[{n}]" for n in valid)
 
     cleaned = re.sub(rf"\s?{MARKER.pattern}", rewrite, text, flags=re.IGNORECASE)
+    cleaned = _AFTER_THE_STOP.sub(
+        lambda match: " " + "".join(f"[{n}]" for n in PLAIN.findall(match.group(2))) + match.group(1), cleaned
+    )
     return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", cleaned).strip(), list(cited.values())
 
 

@@ -89,3 +89,11 @@ def test_markers_written_as_the_papers_names_get_the_names() -> None:
     cited = "It filters results [1] and trains models [2]. Both work [1][2]."
     assert name_paper_markers(cited, NAMES) == cited
     assert name_paper_markers("Unlike [3], it works.", NAMES) == "Unlike [3], it works."  # no such paper
+
+
+def test_markers_after_a_full_stop_go_before_it() -> None:
+    sources = [Source(n=n, paper_id=f"p{n}", title=f"Paper {n}", text="") for n in (1, 2)]
+    text, _ = validate("It uses gzip. [1] It scales. [1][2]\nNext line.", sources)
+    assert text == "It uses gzip [1]. It scales [1][2].\nNext line."
+    kept = "As in Smith et al. [1] show, it works [2]."
+    assert validate(kept, sources)[0] == kept  # a lower-case word follows: the marker is mid-sentence
