@@ -42,6 +42,7 @@ from assistant.text import (
     is_acronym_shaped,
     is_name_shaped,
     normalize,
+    split_sentences,
     tokenize,
     units_of,
     words,
@@ -59,7 +60,6 @@ _QUOTED = re.compile(
     r"|(?<![\w’'])'([^'\n]{2,200})'(?!\w)"  # single quotes, but not apostrophes
 )
 _TITLE_SPLIT = re.compile(r"\s*(?::|\?|\s--\s|\s—\s|\s–\s)\s*")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\"'])")
 _INTRO_SUBJECT = re.compile(r"\b(?:we|our|this (?:paper|work))\b", re.IGNORECASE)
 _INTRO_VERB = re.compile(
     r"\b(?:introduc\w*|propos\w*|present\w*|dub\w*|nam(?:e|ed|es)|call(?:ed|s)?|term(?:ed|s)?|coin(?:ed|s)?|"
@@ -269,7 +269,7 @@ class AliasIndex:
 
     def _abstract_aliases(self, paper: Paper, surfaces: list[str]) -> Iterator[tuple[str, AliasKind]]:
         abstract = normalize(paper.abstract)
-        for sentence in _SENTENCE_END.split(abstract):
+        for sentence in split_sentences(abstract):
             for pattern in (_INTRO_PREFIX, _CALLED, _OWN_NAME):
                 for match in pattern.finditer(sentence):
                     name = _leading_name(sentence[match.end() : match.end() + 160])
