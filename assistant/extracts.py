@@ -18,7 +18,7 @@ from assistant.citations import insert, strip_markers
 from assistant.embeddings import EmbedFunction
 from assistant.grounding import as_evidence, embed_with_cache
 from assistant.schema import Source
-from assistant.text import numbers_in, split_sentences, word_count
+from assistant.text import LIST_MARKER, numbers_in, split_sentences, word_count
 
 SUMMARY_MIN_WORDS = 60
 SUMMARY_MAX_WORDS = 150
@@ -30,7 +30,6 @@ MIN_ASPECT_SCORE = 0.15
 """Below this score no abstract sentence is taken as an aspect's answer."""
 CUE_BONUS = 0.15
 
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 _HEADING = re.compile(r"^\s*#{1,6}\s+")
 _LABEL = re.compile(r"^\s*(?:\*\*)?(?:summary|paragraph|answer|tl;?dr)(?:\*\*)?\s*:\s*(?:\*\*)?", re.IGNORECASE)
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
@@ -103,7 +102,7 @@ def one_paragraph(text: str, *, max_words: int = SUMMARY_MAX_WORDS) -> str:
     for index, line in enumerate(lines):
         if _HEADING.match(line):
             continue
-        line = _LABEL.sub("", _LIST_MARKER.sub("", line))
+        line = _LABEL.sub("", LIST_MARKER.sub("", line))
         # A short first line without a full stop is a title the model put on top.
         if index == 0 and len(lines) > 1 and not line.rstrip().endswith((".", "!", "?")) and word_count(line) <= 15:
             continue

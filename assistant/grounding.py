@@ -39,6 +39,7 @@ from assistant.embeddings import EmbedFunction
 from assistant.instructions import without_instructions
 from assistant.schema import Citation, Source
 from assistant.text import (
+    LIST_MARKER,
     NUMBER_WORDS,
     clauses,
     key_stems,
@@ -69,7 +70,6 @@ MIN_HEAD_CHARS = 8
 """A sentence that scores this much higher against a source it does not cite is attributed to the wrong one."""
 
 
-_BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)])\s+")
 _HEADING = re.compile(r"^\s*(?:#{1,6}\s+.*|\*\*[^*]+\*\*:?|__[^_]+__:?)\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
 _ENUMERATOR = re.compile(r"^\W*(?:\d{1,2}|[ivx]{1,4}|[a-h])\W*$", re.IGNORECASE)
@@ -153,9 +153,9 @@ def split_units(text: str) -> list[Unit]:
                     units.append(Unit(cell.strip(), meta=True))
                 else:
                     units.extend(Unit(sentence) for sentence in split_sentences(cell.strip()))
-        elif _BULLET.match(stripped):
+        elif LIST_MARKER.match(stripped):
             flush()
-            paragraph.append(_BULLET.sub("", stripped))
+            paragraph.append(LIST_MARKER.sub("", stripped))
             flush()
         else:
             paragraph.append(stripped)

@@ -265,6 +265,8 @@ def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+LIST_MARKER = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)])\s+")
+"""A list item's marker at the start of a line ("- ", "* ", "2. ", "3) ")."""
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+|\s+(?=--\s|—\s)")
 LONG_SENTENCE_WORDS = 22
 """Sentences this long are also read clause by clause."""
