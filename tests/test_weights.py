@@ -187,7 +187,8 @@ def test_a_single_part_is_verified_where_pip_put_it(site: Path, tmp_path: Path) 
 def test_a_corrupt_part_is_named_with_its_reinstall_command(fake_model: FakeModel, tmp_path: Path, site: Path) -> None:
     spec = fake_model(_chunks())
     damaged = site / spec.parts[1].data_file
-    damaged.write_bytes(b"\0" + damaged.read_bytes()[1:])
+    original = damaged.read_bytes()
+    damaged.write_bytes(bytes([original[0] ^ 0xFF]) + original[1:])  # always differs, whatever the random first byte
     cache_dir = tmp_path / "models"
 
     with pytest.raises(WeightsError) as failure:
