@@ -46,7 +46,8 @@ _COMPARISON = re.compile(
     re.IGNORECASE,
 )
 _SUMMARY = re.compile(
-    r"\bsummar(?:y|ies|ise|ize|ised|ized|ising|izing)\b|\btl;?dr\b|\bgist\b|\bwhat\s+(?:is|'s)\s+.{2,120}?\s+about\b",
+    r"\bsummar(?:y|ies|ise|ize|ised|ized|ising|izing)\b|\btl;?dr\b|\bgist\b|\boverview\b|\bnutshell\b|\brecap\b"
+    r"|\bsum\s+up\b|\bwhat\s+(?:is|'s)\s+.{2,120}?\s+about\b",
     re.IGNORECASE,
 )
 

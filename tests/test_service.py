@@ -50,6 +50,9 @@ def test_comparison_questions_are_routed_to_compare(sample_store, message: str) 
         ("Summarize ZIP-FIT", "ZIP-FIT"),
         ("What is Rep-MTL about?", "Rep-MTL"),
         ("Give me a one-paragraph summary of the BIG-bench paper", "Beyond the Imitation Game"),
+        ("Can you give me a short overview of ZIP-FIT?", "ZIP-FIT"),
+        ("Rep-MTL in a nutshell, please", "Rep-MTL"),
+        ("Sum up ZIP-FIT for me", "ZIP-FIT"),
     ],
 )
 def test_summary_requests_are_routed_to_summarize(sample_store, message: str, title: str) -> None:
