@@ -126,6 +126,15 @@ def test_named_papers_are_always_included(sample_retriever, sample_settings: Set
     assert len(result.sources) == 2
 
 
+def test_a_question_about_named_papers_reads_them_alone(sample_retriever) -> None:
+    # Before, In-Context LoRA for Diffusion Transformers came third, and the model described it too.
+    question = "A-STAR and RealEra both change text-to-image diffusion models. What problem does each address?"
+    backend = FakeLLM("A-STAR segregates attention at test time [1].")
+    result = answer(question, retriever=sample_retriever, backend=backend)
+    assert [s.title.split(":")[0] for s in result.sources] == ["A-STAR", "RealEra"]
+    assert backend.last_messages[-1].content.count("<source") == 2
+
+
 # --- refusals ---------------------------------------------------------------------------
 def test_off_topic_question_is_refused_without_calling_the_model(sample_retriever) -> None:
     backend = FakeLLM()

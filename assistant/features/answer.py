@@ -162,8 +162,15 @@ def pack_evidence(
     return list(packed.kept)
 
 
-def _chosen_papers(forced: Sequence[Paper], hits: Sequence[Hit], limit: int) -> list[Paper]:
-    """Named papers first, then the best-ranked retrieved ones, at most ``limit`` in all."""
+def _chosen_papers(forced: Sequence[Paper], hits: Sequence[Hit], limit: int, *, lists_papers: bool) -> list[Paper]:
+    """The papers a question names, alone; else the best-ranked retrieved ones, at most ``limit``.
+
+    A question about named papers is answered from them: given A-STAR and RealEra by name and a
+    third retrieved paper, Qwen 1.5B described all three (held-out h54). Only "which papers ..."
+    questions read past the named ones.
+    """
+    if forced and not lists_papers:
+        return list(forced)
     return _ordered_unique([*forced, *(hit.paper for hit in hits)])[: max(limit, len(forced))]
 
 
@@ -211,7 +218,7 @@ def _plan(
     embedder = retriever.store.embedder
     lists_papers = asks_for_papers(query)
     limit = MAX_PAPERS_LISTED if lists_papers else 1 if asks_for_one_paper(query) else MAX_PAPERS
-    chosen = _chosen_papers(forced, hits, limit)
+    chosen = _chosen_papers(forced, hits, limit, lists_papers=lists_papers)
     evidence = gather(query, chosen, embedder)
     # Named papers are asked about as they are. Otherwise a question whose key word no abstract
     # uses is answered only when a paper comes close, or has a sentence that does.
