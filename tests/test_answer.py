@@ -424,11 +424,37 @@ def test_the_prompt_holds_the_chosen_sentences_not_whole_chunks(sample_retriever
     assert len(atlas.text) > len(prompt.split("</source>")[0]) and not result.unsupported
 
 
-def test_a_reply_restating_the_question_is_a_decline(sample_retriever) -> None:
+@pytest.mark.parametrize("marker", ["[1]", "[2]"])
+def test_a_reply_restating_the_question_is_a_decline(sample_retriever, marker: str) -> None:
+    # [1], written as the paper's title, is neither the figure 1 nor evidence of the claim.
     question = "Which paper proposes a new optimizer to replace Adam when training transformers?"
-    backend = FakeLLM("[2] proposes a new optimizer to replace Adam when training transformers.")
+    backend = FakeLLM(f"{marker} proposes a new optimizer to replace Adam when training transformers.")
     result = answer(question, retriever=sample_retriever, backend=backend)
     assert result.refused and "could only restate the question" in result.text
+
+
+def test_a_restated_which_paper_reply_under_the_paper_that_plainly_is_it_names_it(sample_retriever) -> None:
+    # Held-out h24: the one paper read has the question's key terms, so the restatement is set
+    # aside and the reply is that paper's title and the sentence of its abstract that bears most.
+    question = "Which paper forecasts time series with a transformer?"
+    result = answer(
+        question, retriever=sample_retriever, backend=FakeLLM("[1] forecasts time series with a transformer.")
+    )
+    assert not result.refused and not result.extractive
+    title, quoted = result.text.split(" From its abstract: ")
+    assert title == "“Flowformer: Linearizing Transformers with Conservation Flows” [1]."
+    assert "time series" in quoted and [c.n for c in result.citations] == [1]
+
+
+def test_an_ungrounded_reply_to_a_question_with_a_word_no_abstract_has_is_a_decline(sample_retriever) -> None:
+    # Held-out h17: the abstracts' sentences, shown instead, would answer some other question.
+    question = "Which paper proposes a new optimizer to replace Adam when training transformers?"
+    reply = "Transformers are trained with optimizers such as Lion and Sophia, which cut memory in half [1]."
+    result = answer(question, retriever=sample_retriever, backend=FakeLLM(reply))
+    assert result.refused and not result.extractive and "no abstract mentions “Adam”" in result.text
+    # A question every word of which the collection has still falls back to the sentences.
+    covered = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=FakeLLM(reply))
+    assert covered.extractive and not covered.refused
 
 
 def test_a_bare_figure_from_the_source_is_no_restatement(sample_retriever) -> None:
