@@ -19,12 +19,17 @@ from tests.conftest import DEV_SET
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 HELDOUT_SET = ROOT / "benchmarks" / "data" / "heldout.jsonl"
+SECOND_HELDOUT_SET = ROOT / "benchmarks" / "data" / "heldout2.jsonl"
 
 KINDS = {"lookup", "numeric", "multi", "compare", "summary", "unanswerable"}
 ONE_PAPER_KINDS = {"lookup", "numeric", "summary"}
 SEVERAL_PAPER_KINDS = {"multi", "compare"}
 FIELDS = {"id", "kind", "question", "gold_titles", "must_mention"}
-SETS = [pytest.param(DEV_SET, "d", id="dev"), pytest.param(HELDOUT_SET, "h", id="held-out")]
+SETS = [
+    pytest.param(DEV_SET, "d", id="dev"),
+    pytest.param(HELDOUT_SET, "h", id="held-out"),
+    pytest.param(SECOND_HELDOUT_SET, "g", id="second-held-out"),
+]
 
 
 def _records(path: Path) -> list[dict]:
@@ -76,13 +81,15 @@ def test_gold_titles_and_terms_come_from_the_collection(abstracts: dict[str, str
             assert any(term.casefold() in text for text in gold_text), f"{where}: {term!r} occurs in no gold abstract"
 
 
-def test_held_out_questions_are_not_dev_questions():
+def test_held_out_questions_are_not_earlier_questions():
     def normalized(text: str) -> str:
         return " ".join(text.casefold().split())
 
-    dev = {normalized(record["question"]) for record in _records(DEV_SET)}
-    copied = [record["id"] for record in _records(HELDOUT_SET) if normalized(record["question"]) in dev]
-    assert not copied, f"held-out questions copied from the dev set: {copied}"
+    seen = {normalized(record["question"]) for record in _records(DEV_SET)}
+    for held_out in (HELDOUT_SET, SECOND_HELDOUT_SET):
+        copied = [record["id"] for record in _records(held_out) if normalized(record["question"]) in seen]
+        assert not copied, f"{held_out.name}: questions copied from an earlier set: {copied}"
+        seen |= {normalized(record["question"]) for record in _records(held_out)}
 
 
 @pytest.mark.skipif(not SHARED_DEV_SET.exists(), reason=f"no shared dev set at {SHARED_DEV_SET}")
