@@ -11,7 +11,7 @@ from assistant.citations import papers_cited
 from assistant.citations import validate as validate_citations
 from assistant.conversations import ChatTurn
 from assistant.errors import LLMError
-from assistant.features.answer import stream_answer
+from assistant.features.answer import asks_for_one_paper, asks_for_papers, stream_answer
 from assistant.followups import referenced_papers
 from assistant.grounding import NOT_COVERED, check_support, settle_citations
 from assistant.llm import Completion, FakeLLM
@@ -542,3 +542,21 @@ def test_an_invented_link_is_removed_and_said(sample_retriever) -> None:
     result = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend)
     assert "github.com/evil" not in result.text and "](" not in result.text
     assert any("https://github.com/evil/atlas" in notice for notice in result.notices)
+
+
+@pytest.mark.parametrize(
+    ("question", "one", "several"),
+    [
+        ("Which paper trains models with federated learning?", True, False),
+        ("Which LLM-agent paper chooses its demonstrations step by step?", True, False),
+        ("Is there a paper on concept erasure?", True, False),
+        ("Which papers evaluate LLM-based agents on Mind2Web?", False, True),
+        ("What methods reduce hallucination?", False, True),
+        ("Which state-of-the-art works compress prompts?", False, True),
+        ("How does aTLAS combine task vectors?", False, False),
+    ],
+)
+def test_one_paper_and_several_papers_questions_are_told_apart(question: str, one: bool, several: bool) -> None:
+    # "Which paper trains models" asks for one paper ("models" is not the thing asked for), and a
+    # hyphenated word between "which" and "paper" does not hide the question's kind.
+    assert (asks_for_one_paper(question), asks_for_papers(question)) == (one, several)

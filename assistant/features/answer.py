@@ -89,14 +89,19 @@ CLEAR_COVERAGE of the question's key terms. Over the dev and first held-out sets
 questions), no unanswerable question came within 0.09 of either lead or 0.40 coverage; the
 restated answerable ones did (h42 lead 0.20; h24 coverage 0.75)."""
 
+_ONE_PAPER_NOUN = (
+    r"(?:paper|work|method|approach|technique|study|article|model|system|framework|agent|benchmark|dataset|algorithm)"
+)
 _ASKS_FOR_PAPERS = re.compile(
-    r"\b(?:which|what|any|list|name|find|are there)\s+(?:\w+\s+){0,3}?(?:papers|works|methods|approaches|studies"
+    # "which paper trains models ..." asks for one paper: the words between may not name one
+    rf"\b(?:which|what|any|list|name|find|are there)\s+(?:(?!{_ONE_PAPER_NOUN}\b)[\w'-]+\s+){{0,3}}?"
+    r"(?:papers|works|methods|approaches|studies"
     r"|articles|techniques|models)\b|\bpapers\s+(?:that|which|about|on)\b",
     re.IGNORECASE,
 )
 _ASKS_FOR_ONE_PAPER = re.compile(
-    r"\b(?:which|what)\s+(?:\w+\s+){0,3}?(?:paper|work|method|approach|technique|study|article|model|system"
-    r"|framework|agent|benchmark|dataset|algorithm)\b(?!s)|\bis there (?:a |any )?(?:paper|work|study|method)\b(?!s)",
+    rf"\b(?:which|what)\s+(?:[\w'-]+\s+){{0,3}}?{_ONE_PAPER_NOUN}\b(?!s)"
+    r"|\bis there (?:a |any )?(?:paper|work|study|method)\b(?!s)",
     re.IGNORECASE,
 )
 _ASKS_WHAT_OR_HOW = re.compile(r"^\s*(?:what|how|why|in what way|does|do|is|are|can)\b", re.IGNORECASE)
