@@ -463,6 +463,14 @@ def test_an_ungrounded_reply_to_a_question_with_a_word_no_abstract_has_is_a_decl
     reply = "Transformers are trained with optimizers such as Lion and Sophia, which cut memory in half [1]."
     result = answer(question, retriever=sample_retriever, backend=FakeLLM(reply))
     assert result.refused and not result.extractive and "no abstract mentions “Adam”" in result.text
+    assert not any("Adam" in notice for notice in result.notices)  # said once, in the reply
+    # The same for a named paper asked about something no abstract mentions.
+    webarena = answer(
+        "What success rate does Synapse achieve on WebArena?",
+        retriever=sample_retriever,
+        backend=FakeLLM("Synapse reaches a 57% success rate on WebArena tasks with long horizons [1]."),
+    )
+    assert webarena.refused and "no abstract mentions “WebArena”" in webarena.text
     # A question every word of which the collection has still falls back to the sentences.
     covered = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=FakeLLM(reply))
     assert covered.extractive and not covered.refused

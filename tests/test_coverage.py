@@ -79,7 +79,16 @@ def test_an_answer_says_which_key_word_no_abstract_mentions(sample_retriever) ->
         retriever=sample_retriever,
         backend=backend,
     )
-    assert any("mentions “video”" in notice for notice in result.notices)
+    # An ungrounded reply declines, saying so; a grounded one keeps the notice.
+    assert result.refused and "no abstract mentions “video”" in result.text
+    grounded = answer(
+        "Which paper introduces a video diffusion model with temporal attention layers?",
+        retriever=sample_retriever,
+        backend=FakeLLM(
+            "A-STAR proposes two test-time attention-based loss functions for text-to-image diffusion [1]."
+        ),
+    )
+    assert not grounded.refused and any("mentions “video”" in notice for notice in grounded.notices)
 
 
 def test_a_question_about_a_named_paper_gets_no_such_notice(sample_retriever) -> None:

@@ -64,7 +64,7 @@ from assistant.retrieval import Retriever
 from assistant.schema import Answer, Citation, Hit, Message, Paper, Source, Usage
 from assistant.settings import Settings
 from assistant.streaming import Streamed
-from assistant.text import key_stems, numbers_in, title_head
+from assistant.text import key_stems, names_in, numbers_in, title_head, tokenize
 
 NEAREST_SHOWN_ON_REFUSAL = 3
 EVIDENCE_MARGIN = 0.15
@@ -239,11 +239,16 @@ def _plan(
     limit = MAX_PAPERS_LISTED if lists_papers else 1 if asks_for_one_paper(query) else MAX_PAPERS
     chosen = _chosen_papers(forced, hits, limit, lists_papers=lists_papers)
     evidence = gather(query, chosen, embedder)
-    # Named papers are asked about as they are. Otherwise a question whose key word no abstract
-    # uses is answered only when a paper comes close, or has a sentence that does.
-    uncovered = [] if forced else uncovered_words(query, retriever.vocabulary(), embedder)
+    # A question whose key word no abstract uses is answered only when a paper comes close, or has
+    # a sentence that does. Named papers are always asked about; of them, a name no abstract has is
+    # still said to be missing ("What success rate does Synapse achieve on WebArena?"), a plain
+    # word is how to answer ("Explain aTLAS to a zoologist").
+    uncovered = uncovered_words(query, retriever.vocabulary(), embedder)
+    if forced:
+        names = names_in(query)
+        uncovered = [word for word in uncovered if any(token.unit in names for token in tokenize(word))]
     top_sentence = max((item.relevance for item in evidence), default=0.0)
-    if uncovered and best < settings.answer.min_relevance_uncovered and top_sentence < SENTENCE_ANSWERS:
+    if uncovered and not forced and best < settings.answer.min_relevance_uncovered and top_sentence < SENTENCE_ANSWERS:
         return refusal(
             question,
             hits,
@@ -407,7 +412,7 @@ def _finish(plan: _Plan, reply: str, *, model: str, usage: Usage, embedder: Embe
             plan.hits,
             reason=f"The papers found do not say this: no abstract mentions {quoted_list(plan.uncovered)}, "
             "and the model's answer was not grounded in the abstracts.",
-            notices=notices,
+            notices=[notice for notice in notices if notice != uncovered_notice(plan.uncovered)],
             usage=usage,
             model=model,
             sources=plan.sources,
