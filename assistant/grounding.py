@@ -292,7 +292,8 @@ def check_support(text: str, sources: Sequence[Source | str], embedder: EmbedFun
     units = split_units(text)
     evidence = as_evidence(sources)
     claims = [(i, unit) for i, unit in enumerate(units) if not (unit.meta or is_meta(unit.text))]
-    claim_texts = [unnamed(plain(unit.text), [source.title for source in evidence]) for _, unit in claims]
+    titles = [source.title for source in evidence]
+    claim_texts = [unnamed(plain(unit.text), titles) for _, unit in claims]
     similarity, window_owner = _similarities(embedder, claim_texts, evidence)
     verdicts = {
         position: _judge(unit.text, _Claim.of(claim_texts[row]), similarity[row], window_owner, evidence)

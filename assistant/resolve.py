@@ -369,10 +369,10 @@ class AliasIndex:
         from the first paper alone, and the second was the answer."""
         if "-" not in name:
             return owners
-        words = [token.unit for part in name.split("-") for token in tokenize(part)]
-        if len(words) < 2 or not content_units(words):
+        parts = [token.unit for part in name.split("-") for token in tokenize(part)]
+        if len(parts) < 2 or not content_units(parts):
             return owners
-        apart = self._titles_containing(words)
+        apart = self._titles_containing(parts)
         return owners if set(apart) <= set(owners) else ()
 
     def _titles_containing(self, units: list[str]) -> tuple[int, ...]:

@@ -373,14 +373,14 @@ def _finish(plan: _Plan, reply: str, *, model: str, usage: Usage, embedder: Embe
     if text:
         text, citations, report = checked(text, plan.sources, embedder)
     claims = [v for v in report.sentences if v.kind == "claim"] if report is not None else []
+    # A "which papers" reply restating the question under each paper still says which papers:
+    # it falls back below to one line per paper, each with its own best sentence (held-out h44).
     if (
         report is not None
         and not plan.lists_papers
         and mostly_unsupported(report.unsupported_share)
         and _restates(report.unsupported, plan.query, plan.sources)
     ):
-        # A "which papers" reply restating the question under each paper still says which papers:
-        # it falls back to one line per paper, each with its own best sentence (held-out h44).
         if _clearly_the_paper(plan):
             # "Which paper ...?" restated under the one paper that plainly is it: the reply is its
             # title, and what the abstract says is quoted, not what the model wrote.
@@ -446,12 +446,11 @@ def _clearly_the_paper(plan: _Plan) -> bool:
     closer to the question than any other paper, or its abstract has most of the question's key terms."""
     if not asks_for_one_paper(plan.query) or len(plan.sources) != 1:
         return False
-    paper_id = plan.sources[0].paper_id
-    own = max((hit.similarity or 0.0 for hit in plan.hits if hit.paper.paper_id == paper_id), default=0.0)
-    others = max((hit.similarity or 0.0 for hit in plan.hits if hit.paper.paper_id != paper_id), default=0.0)
+    read = plan.sources[0]
+    own = max((hit.similarity or 0.0 for hit in plan.hits if hit.paper.paper_id == read.paper_id), default=0.0)
+    others = max((hit.similarity or 0.0 for hit in plan.hits if hit.paper.paper_id != read.paper_id), default=0.0)
     asked = key_stems(plan.query)
-    paper = plan.evidence[0].paper
-    covered = len(asked & key_stems(f"{paper.title} {paper.abstract}")) / len(asked) if asked else 0.0
+    covered = len(asked & key_stems(f"{read.title} {read.text}")) / len(asked) if asked else 0.0
     return own - others >= CLEAR_LEAD or covered >= CLEAR_COVERAGE
 
 
