@@ -527,6 +527,19 @@ def test_a_title_answering_which_paper_is_followed_by_the_sentence_that_says_how
     assert not result.extractive and [c.n for c in result.citations] == [1]
 
 
+def test_a_whole_title_with_a_colon_is_a_title_too(sample_retriever) -> None:
+    # The name part is "Flowformer"; the title runs on after the colon, and it still says nothing of how.
+    title = "Flowformer: Linearizing Transformers with Conservation Flows [1]"
+    which = answer(
+        "Which paper gets linear-complexity attention by viewing attention through network flows?",
+        retriever=sample_retriever,
+        backend=FakeLLM(title),
+    )
+    assert which.text.startswith(f"{title}. From its abstract: “") and not which.extractive
+    how = answer("How does Flowformer make attention linear?", retriever=sample_retriever, backend=FakeLLM(title))
+    assert how.extractive
+
+
 def test_which_paper_answered_by_what_it_does_gets_the_papers_title(sample_retriever) -> None:
     question = "Which paper gets a transformer to generalize to longer inputs by learning an easier side task?"
     reply = "It trains the transformer on an auxiliary task hint alongside the main task, which improves length generalization [1]."

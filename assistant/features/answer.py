@@ -64,7 +64,7 @@ from assistant.retrieval import Retriever
 from assistant.schema import Answer, Citation, Hit, Message, Paper, Source, Usage
 from assistant.settings import Settings
 from assistant.streaming import Streamed
-from assistant.text import key_stems, names_in, numbers_in, title_head, tokenize
+from assistant.text import key_stems, names_in, numbers_in, title_head, tokenize, word_count
 
 NEAREST_SHOWN_ON_REFUSAL = 3
 EVIDENCE_MARGIN = 0.15
@@ -288,14 +288,17 @@ def _plan(
 
 
 def _is_a_list_of_titles(report: SupportReport, sources: Sequence[Source]) -> bool:
-    """Every claim only names a paper: no answer to a question asking what, how or why."""
-    heads = [title_head(source.title).casefold() for source in sources]
+    """Every claim only names a paper: no answer to a question asking what, how or why. A whole title
+    counts too, however long its part after the colon ("Flowformer: Linearizing Transformers ...")."""
+    names = [name for source in sources for name in (source.title.casefold(), title_head(source.title).casefold())]
     claims = [verdict.text for verdict in report.sentences if verdict.kind == "claim"]
-    return bool(claims) and all(
-        any(head and head in claim.casefold() for head in heads)
-        and len(claim.split()) <= len(max(heads, key=len).split()) + 4
-        for claim in claims
-    )
+
+    def names_only(claim: str) -> bool:
+        folded = plain(claim).casefold()
+        named = [name for name in names if name and name in folded]
+        return bool(named) and word_count(folded) <= max(word_count(name) for name in named) + 4
+
+    return bool(claims) and all(names_only(claim) for claim in claims)
 
 
 def _restates(unsupported: Sequence[str], question: str, sources: Sequence[Source]) -> bool:
