@@ -18,7 +18,11 @@ class Paper(BaseModel):
     title: str = Field(min_length=1)
     abstract: str = Field(min_length=1)
     authors: list[str] = Field(default_factory=list)
-    published: date | None = None
+    published: date | None = Field(default=None, description="Publication date (arXiv's first version)")
+    listed: date | None = Field(
+        default=None,
+        description="The day the paper was listed on the Daily Papers page or feed: the date users mean",
+    )
     url: str | None = None
     arxiv_id: str | None = None
     source: str = Field(default="", description="File or feed the paper was read from")
@@ -31,7 +35,14 @@ class Paper(BaseModel):
         for part in (self.title, self.abstract, "\x1f".join(self.authors), str(self.published or ""), self.url or ""):
             digest.update(part.encode("utf-8"))
             digest.update(b"\x1e")
+        if self.listed is not None:  # only when known, so stores written before listed days keep their hashes
+            digest.update(f"listed={self.listed}".encode())
         return digest.hexdigest()[:16]
+
+    @property
+    def day(self) -> date | None:
+        """The day a question about dates means: the listing day, else the publication date."""
+        return self.listed or self.published
 
     @property
     def link(self) -> str | None:
@@ -50,6 +61,18 @@ def chunk_id_of(paper_id: str, index: int) -> str:
 def paper_id_of(chunk_id: str) -> str:
     """The paper of a chunk id ('paper_id:n', as ingestion writes them)."""
     return chunk_id.rsplit(":", 1)[0]
+
+
+class DateRange(BaseModel):
+    """An inclusive range of days (a question's "last week", a ``--since/--until`` pair)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: date
+    end: date
+
+    def contains(self, day: date | None) -> bool:
+        return day is not None and self.start <= day <= self.end
 
 
 class Chunk(BaseModel):
@@ -158,6 +181,7 @@ class PaperEntry(BaseModel):
     title: str
     authors: list[str]
     published: date | None
+    listed: date | None = None
     url: str | None
     source: str
     chunks: int
@@ -179,6 +203,7 @@ class PaperList(BaseModel):
                     title=s.paper.title,
                     authors=s.paper.authors,
                     published=s.paper.published,
+                    listed=s.paper.listed,
                     url=s.paper.link,
                     source=s.paper.source,
                     chunks=s.chunks,

@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 
 from assistant.embeddings import Embedder, LiteLLMEmbeddingFunction, MiniLMEmbeddingFunction, build_embedder
 from assistant.errors import EmbedderMismatch, StoreUnavailable
-from assistant.schema import Chunk, Paper, PaperStats, chunk_id_of, paper_id_of
+from assistant.schema import Chunk, DateRange, Paper, PaperStats, chunk_id_of, paper_id_of
 from assistant.settings import Settings
 
 for _embedder_class in (MiniLMEmbeddingFunction, LiteLLMEmbeddingFunction):
@@ -113,6 +113,11 @@ def _paper_metadata(paper: Paper, chunk: Chunk, n_chunks: int) -> dict[str, Any]
     if paper.published is not None:
         # An ordinal lets Chroma filter date ranges with $gte/$lte.
         metadata["published_ordinal"] = paper.published.toordinal()
+    if paper.listed is not None:
+        metadata["listed_ordinal"] = paper.listed.toordinal()
+    if paper.day is not None:
+        # The day dated questions filter on: listed, else published (Paper.day).
+        metadata["day_ordinal"] = paper.day.toordinal()
     if chunk.index == 0:
         metadata["n_chunks"] = n_chunks
         metadata["paper_json"] = paper.model_dump_json(exclude={"content_hash"})
@@ -123,9 +128,22 @@ def _paper_from_metadata(metadata: dict[str, Any]) -> Paper:
     return Paper.model_validate(json.loads(metadata["paper_json"]))
 
 
-def date_filter(since: date | None = None, until: date | None = None, source: str | None = None) -> dict | None:
-    """A Chroma ``where`` clause for the optional retrieval filters."""
+def date_filter(
+    since: date | None = None,
+    until: date | None = None,
+    source: str | None = None,
+    *,
+    days: DateRange | None = None,
+) -> dict | None:
+    """A Chroma ``where`` clause for the optional retrieval filters.
+
+    ``since``/``until`` bound the publication date; ``days`` bounds the day a paper counts for
+    in a dated question (``Paper.day``: the day it was listed, else its publication date).
+    """
     clauses: list[dict[str, Any]] = []
+    if days is not None:
+        clauses.append({"day_ordinal": {"$gte": days.start.toordinal()}})
+        clauses.append({"day_ordinal": {"$lte": days.end.toordinal()}})
     if since is not None:
         clauses.append({"published_ordinal": {"$gte": since.toordinal()}})
     if until is not None:
