@@ -20,15 +20,22 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DEV_SET = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 HELDOUT_SET = ROOT / "benchmarks" / "data" / "heldout.jsonl"
 SECOND_HELDOUT_SET = ROOT / "benchmarks" / "data" / "heldout2.jsonl"
+THIRD_HELDOUT_SET = ROOT / "benchmarks" / "data" / "heldout3.jsonl"
+ARCHIVE = ROOT.parent / "shared" / "corpus" / "daily-papers-archive" / "papers.jsonl"
+ARCHIVE_DATED_SET = ROOT / "benchmarks" / "data" / "archive_dated.jsonl"
+ARCHIVE_LOOKUP_SET = ROOT / "benchmarks" / "data" / "archive_lookups.jsonl"
 
 KINDS = {"lookup", "numeric", "multi", "compare", "summary", "unanswerable"}
 ONE_PAPER_KINDS = {"lookup", "numeric", "summary"}
 SEVERAL_PAPER_KINDS = {"multi", "compare"}
 FIELDS = {"id", "kind", "question", "gold_titles", "must_mention"}
+# Optional: "note" (what the answer is), "near_miss" (an unanswerable question that closely resembles a paper).
+OPTIONAL_FIELDS = {"note", "near_miss"}
 SETS = [
     pytest.param(DEV_SET, "d", id="dev"),
     pytest.param(HELDOUT_SET, "h", id="held-out"),
     pytest.param(SECOND_HELDOUT_SET, "g", id="second-held-out"),
+    pytest.param(THIRD_HELDOUT_SET, "k", id="third-held-out"),
 ]
 
 
@@ -52,7 +59,13 @@ def test_records_are_well_formed(path: Path, prefix: str):
     for record in records:
         where = f"{path.name} {record.get('id')}"
         assert record.keys() >= FIELDS, f"{where}: missing {FIELDS - record.keys()}"
-        assert set(record) <= FIELDS | {"note"}, f"{where}: unknown fields {set(record) - FIELDS - {'note'}}"
+        assert set(record) <= FIELDS | OPTIONAL_FIELDS, (
+            f"{where}: unknown fields {set(record) - FIELDS - OPTIONAL_FIELDS}"
+        )
+        if "near_miss" in record:
+            assert record["near_miss"] is True and record["kind"] == "unanswerable", (
+                f"{where}: near_miss marks unanswerables"
+            )
         assert isinstance(record["id"], str) and record["id"].startswith(prefix) and record["id"][1:].isdigit(), where
         assert record["kind"] in KINDS, f"{where}: unknown kind {record['kind']!r}"
         assert isinstance(record["question"], str) and record["question"].strip(), where
@@ -86,7 +99,7 @@ def test_held_out_questions_are_not_earlier_questions():
         return " ".join(text.casefold().split())
 
     seen = {normalized(record["question"]) for record in _records(DEV_SET)}
-    for held_out in (HELDOUT_SET, SECOND_HELDOUT_SET):
+    for held_out in (HELDOUT_SET, SECOND_HELDOUT_SET, THIRD_HELDOUT_SET):
         copied = [record["id"] for record in _records(held_out) if normalized(record["question"]) in seen]
         assert not copied, f"{held_out.name}: questions copied from an earlier set: {copied}"
         seen |= {normalized(record["question"]) for record in _records(held_out)}
@@ -97,3 +110,49 @@ def test_bundled_dev_set_is_the_shared_one():
     assert DEV_SET.read_bytes() == SHARED_DEV_SET.read_bytes(), (
         f"tests/data/dev.jsonl differs from {SHARED_DEV_SET}: copy it again, unchanged"
     )
+
+
+@pytest.fixture(scope="module")
+def archive() -> dict[str, list[dict]]:
+    """The archive's papers by title (a title may recur; sets must name unique ones)."""
+    if not ARCHIVE.exists():
+        pytest.skip(f"no archive at {ARCHIVE}")
+    by_title: dict[str, list[dict]] = {}
+    for line in ARCHIVE.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        by_title.setdefault(record["title"], []).append(record)
+    return by_title
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix", "kinds"),
+    [
+        pytest.param(ARCHIVE_DATED_SET, "t", {"dated", "dated_none"}, id="archive-dated"),
+        pytest.param(ARCHIVE_LOOKUP_SET, "a", {"lookup", "numeric", "unanswerable"}, id="archive-lookups"),
+    ],
+)
+def test_archive_sets_come_from_the_archive(archive: dict[str, list[dict]], path: Path, prefix: str, kinds: set[str]):
+    days = sorted({record["date"] for records in archive.values() for record in records})
+    records = _records(path)
+    assert len({record["id"] for record in records}) == len(records), f"duplicate ids in {path.name}"
+    for record in records:
+        where = f"{path.name} {record['id']}"
+        assert record["id"].startswith(prefix) and record["id"][1:].isdigit(), where
+        assert record["kind"] in kinds, f"{where}: unknown kind {record['kind']!r}"
+        assert set(record) <= FIELDS | OPTIONAL_FIELDS | {"range", "relative"}, f"{where}: unknown fields"
+        gold = [archive[title] for title in record["gold_titles"] if title in archive]
+        assert len(gold) == len(record["gold_titles"]), f"{where}: a gold title is not in the archive"
+        assert all(len(papers) == 1 for papers in gold), f"{where}: a gold title names several archive papers"
+        if record["kind"] in {"unanswerable", "dated_none"}:
+            assert not gold and not record["must_mention"], f"{where}: a question without an answer has no gold"
+        else:
+            assert gold, f"{where}: no gold paper"
+        text = [papers[0]["abstract"].casefold() for papers in gold]
+        for term in record["must_mention"]:
+            assert any(term.casefold() in abstract for abstract in text), f"{where}: {term!r} in no gold abstract"
+        if record["kind"].startswith("dated"):
+            start, end = record["range"]["start"], record["range"]["end"]
+            assert days[0] <= start <= end <= days[-1], f"{where}: range outside the archive's days"
+            assert any(start <= day <= end for day in days), f"{where}: the range holds no listed day"
+            for papers in gold:
+                assert start <= papers[0]["date"] <= end, f"{where}: gold paper listed outside the range"
