@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from assistant.errors import EXIT_BAD_INPUT, EXIT_OK, AssistantError, InvalidInput, describe, listed_titles
-from assistant.schema import IngestReport, PaperList, Problem, SearchResults
+from assistant.schema import IngestReport, Paper, PaperList, Problem, SearchResults
 from assistant.settings import DEFAULT_LOCAL_MODEL, SAMPLE_COLLECTION, Settings, load_settings
 from ingestion.errors import IngestionError
 
@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     papers = commands.add_parser("papers", parents=[common], help="list the collection")
     papers.add_argument("--json", action="store_true")
+    papers.add_argument(
+        "--bibtex",
+        nargs="*",
+        type=text_argument,
+        metavar="PAPER",
+        help="print BibTeX for the papers named (title, part of a title, short name or id), or for all",
+    )
+
     update = commands.add_parser(
         "update", parents=[common], help="fetch the HF daily papers of the days since the newest one held"
     )
@@ -344,6 +352,12 @@ def _problem_lines(problems: Sequence[Problem]) -> str:
 
 def cmd_papers(args: argparse.Namespace, settings: Settings) -> int:
     stats = _open_store(settings).list_papers()
+    if args.bibtex is not None:
+        from assistant.bibtex import papers_bibtex
+
+        papers = [s.paper for s in stats]
+        print(papers_bibtex(_named_papers(args.bibtex, papers) if args.bibtex else papers), end="")
+        return EXIT_OK
     if args.json:
         _print_json(PaperList.of(stats))
         return EXIT_OK
@@ -351,6 +365,27 @@ def cmd_papers(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{s.paper.paper_id}\t{s.chunks}\t{s.paper.title}")
     print(f"{len(stats)} papers", file=sys.stderr)
     return EXIT_OK
+
+
+def _named_papers(names: Sequence[str], papers: Sequence[Paper]) -> list[Paper]:
+    """The paper each name stands for (an id, a title or part of one, a short name), in the order named."""
+    from assistant.resolve import resolve_one
+
+    by_id = {paper.paper_id: paper for paper in papers}
+    chosen: list[Paper] = []
+    for name in names:
+        paper = by_id.get(name.strip())
+        if paper is None:
+            resolution = resolve_one(name, papers)
+            if resolution.ambiguous:
+                candidates = resolution.ambiguous[0].candidates
+                raise InvalidInput(f"{_shown(name)} fits several papers: {listed_titles(candidates)}; say which one")
+            if len(resolution.matched) != 1:
+                raise InvalidInput(f"{_shown(name)} is not a paper in the collection (see `paper-assistant papers`)")
+            paper = resolution.matched[0]
+        if paper not in chosen:
+            chosen.append(paper)
+    return chosen
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
