@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from assistant.errors import EXIT_BAD_INPUT, EXIT_OK, AssistantError, InvalidInput, describe, listed_titles
-from assistant.schema import PaperList, Problem, SearchResults
+from assistant.schema import IngestReport, Paper, PaperList, Problem, SearchResults
 from assistant.settings import DEFAULT_LOCAL_MODEL, SAMPLE_COLLECTION, Settings, load_settings
 from ingestion.errors import IngestionError
 
@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--hf-date", type=_iso_date, action="append", default=[], help="fetch HF daily papers of a date"
     )
+    ingest.add_argument(
+        "--hf-since",
+        type=_iso_date,
+        metavar="DATE",
+        help="fetch every weekday from DATE to --hf-until (default today) not fetched before",
+    )
+    ingest.add_argument("--hf-until", type=_iso_date, metavar="DATE", help="last day for --hf-since")
     ingest.add_argument("--sample", action="store_true", help="ingest the bundled sample collection")
     ingest.add_argument(
         "--rebuild", action="store_true", help="drop the collection first (e.g. after changing embedder)"
@@ -102,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     papers = commands.add_parser("papers", parents=[common], help="list the collection")
     papers.add_argument("--json", action="store_true")
+    papers.add_argument(
+        "--bibtex",
+        nargs="*",
+        type=text_argument,
+        metavar="PAPER",
+        help="print BibTeX for the papers named (title, part of a title, short name or id), or for all",
+    )
+
+    update = commands.add_parser(
+        "update", parents=[common], help="fetch the HF daily papers of the days since the newest one held"
+    )
+    update.add_argument("--json", action="store_true", help="print the report as JSON")
 
     search = commands.add_parser("search", parents=[common], help="find papers by meaning and keywords")
     search.add_argument("query", type=text_argument)
@@ -220,29 +239,101 @@ def _open_store(settings: Settings) -> Any:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from ingestion.hf_feed import fetch_daily_papers
-    from ingestion.pipeline import ingest_papers, read_sources
+    from ingestion.hf_feed import feed_today, fetch_daily_papers
+    from ingestion.pipeline import ingest_lock, ingest_papers, read_sources
 
     paths = list(args.paths) + ([SAMPLE_COLLECTION] if args.sample else [])
-    if not paths and not args.hf_date:
-        raise InvalidInput("nothing to ingest: give PATH..., --sample or --hf-date YYYY-MM-DD")
+    if args.hf_until is not None and args.hf_since is None:
+        raise InvalidInput("--hf-until needs --hf-since (the first day to fetch)")
+    if args.hf_since is not None and args.hf_until is not None and args.hf_since > args.hf_until:
+        raise InvalidInput(f"--hf-since {args.hf_since} is after --hf-until {args.hf_until}")
+    if not paths and not args.hf_date and args.hf_since is None:
+        raise InvalidInput("nothing to ingest: give PATH..., --sample, --hf-date YYYY-MM-DD or --hf-since YYYY-MM-DD")
     read = read_sources(paths)
     for day in args.hf_date:
         fetched = fetch_daily_papers(
             day, base_url=str(settings.ingest.hf_daily_papers_url), timeout_s=settings.ingest.http_timeout_s
         )
         read.extend(fetched)
-    if not read.papers:
+    if (paths or args.hf_date) and not read.papers:
         raise InvalidInput("no valid paper to ingest" + _problem_lines(read.problems))
     store = _open_store(settings)
     if args.rebuild:
         store.drop()
-    report = ingest_papers(read, store=store, progress=None if args.json else _progress_bar("embedding"))
-    if args.json:
+    report = IngestReport()
+    if read.papers:
+        report = ingest_papers(read, store=store, progress=None if args.json else _progress_bar("embedding"))
+        with ingest_lock(settings):
+            store.record_fetched_days(day for day in args.hf_date if day < feed_today())
+    if args.hf_since is not None:
+        days = _fetch_days(args.hf_since, args.hf_until, store, settings, quiet=args.json)
+        report = _combined(report, days) if read.papers else days
+    _print_ingest_report(report, as_json=args.json)
+    return EXIT_OK
+
+
+def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
+    from ingestion.hf_feed import feed_today, newest_held_day
+
+    store = _open_store(settings)
+    newest = newest_held_day(store)
+    if newest is None:
+        raise InvalidInput(
+            "the collection holds no day of the daily papers yet: start with "
+            "`paper-assistant ingest --hf-since YYYY-MM-DD` (the first day to fetch)"
+        )
+    report = _fetch_days(newest, feed_today(), store, settings, quiet=args.json)
+    _print_ingest_report(report, as_json=args.json)
+    return EXIT_OK
+
+
+def _fetch_days(start: date, end: date | None, store: Any, settings: Settings, *, quiet: bool) -> IngestReport:
+    from ingestion.hf_feed import feed_today, ingest_feed_days
+
+    return ingest_feed_days(
+        start,
+        end or feed_today(),
+        store=store,
+        base_url=str(settings.ingest.hf_daily_papers_url),
+        timeout_s=settings.ingest.http_timeout_s,
+        progress=None if quiet else _day_progress(),
+        embed_progress=None if quiet else _progress_bar("embedding"),
+    )
+
+
+def _day_progress() -> Callable[[int, int, date], None] | None:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, day: date) -> None:
+        sys.stderr.write(f"\rfetched {day.isoformat()}: {done}/{total} days" + ("\n" if done >= total else ""))
+        sys.stderr.flush()
+
+    return show
+
+
+def _combined(first: IngestReport, then: IngestReport) -> IngestReport:
+    """The report of two ingests run one after the other."""
+    combined = first.model_copy(deep=True)
+    for name in ("papers_added", "papers_updated", "papers_unchanged", "chunks_written", "duplicates_merged"):
+        setattr(combined, name, getattr(first, name) + getattr(then, name))
+    for name in ("problems", "replaced", "addressed_to_model", "days_fetched", "days_skipped", "days_empty"):
+        setattr(combined, name, getattr(first, name) + getattr(then, name))
+    combined.total_papers = then.total_papers
+    return combined
+
+
+def _print_ingest_report(report: IngestReport, *, as_json: bool) -> None:
+    if as_json:
         _print_json(report)
     else:
+        days = ""
+        if report.days_fetched or report.days_skipped:
+            days = f"{len(report.days_fetched)} days fetched ({len(report.days_empty)} without papers), " + (
+                f"{len(report.days_skipped)} held already; "
+            )
         print(
-            f"{report.papers_added} added, {report.papers_updated} updated, {report.papers_unchanged} unchanged; "
+            f"{days}{report.papers_added} added, {report.papers_updated} updated, {report.papers_unchanged} unchanged; "
             f"{report.chunks_written} chunks written; {report.total_papers} papers in the collection"
         )
     if report.problems:
@@ -253,7 +344,6 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             + f"\n  {listed_titles(report.addressed_to_model)}",
             file=sys.stderr,
         )
-    return EXIT_OK
 
 
 def _problem_lines(problems: Sequence[Problem]) -> str:
@@ -262,6 +352,12 @@ def _problem_lines(problems: Sequence[Problem]) -> str:
 
 def cmd_papers(args: argparse.Namespace, settings: Settings) -> int:
     stats = _open_store(settings).list_papers()
+    if args.bibtex is not None:
+        from assistant.bibtex import papers_bibtex
+
+        papers = [s.paper for s in stats]
+        print(papers_bibtex(_named_papers(args.bibtex, papers) if args.bibtex else papers), end="")
+        return EXIT_OK
     if args.json:
         _print_json(PaperList.of(stats))
         return EXIT_OK
@@ -269,6 +365,27 @@ def cmd_papers(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{s.paper.paper_id}\t{s.chunks}\t{s.paper.title}")
     print(f"{len(stats)} papers", file=sys.stderr)
     return EXIT_OK
+
+
+def _named_papers(names: Sequence[str], papers: Sequence[Paper]) -> list[Paper]:
+    """The paper each name stands for (an id, a title or part of one, a short name), in the order named."""
+    from assistant.resolve import resolve_one
+
+    by_id = {paper.paper_id: paper for paper in papers}
+    chosen: list[Paper] = []
+    for name in names:
+        paper = by_id.get(name.strip())
+        if paper is None:
+            resolution = resolve_one(name, papers)
+            if resolution.ambiguous:
+                candidates = resolution.ambiguous[0].candidates
+                raise InvalidInput(f"{_shown(name)} fits several papers: {listed_titles(candidates)}; say which one")
+            if len(resolution.matched) != 1:
+                raise InvalidInput(f"{_shown(name)} is not a paper in the collection (see `paper-assistant papers`)")
+            paper = resolution.matched[0]
+        if paper not in chosen:
+            chosen.append(paper)
+    return chosen
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -564,6 +681,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "eval": cmd_eval,
     "ingest": cmd_ingest,
     "papers": cmd_papers,
+    "update": cmd_update,
     "search": cmd_search,
     "ask": cmd_ask,
     "summarize": cmd_summarize,

@@ -165,6 +165,14 @@ class IngestReport(BaseModel):
         description="Papers written now whose abstract addresses an AI model: kept as written, marked in the app, "
         "never quoted or used as evidence",
     )
+    days_fetched: list[date] = Field(
+        default_factory=list,
+        description="Days asked of the Hugging Face feed by this run (days that listed nothing too)",
+    )
+    days_skipped: list[date] = Field(
+        default_factory=list, description="Days of the range fetched by an earlier run, not asked again"
+    )
+    days_empty: list[date] = Field(default_factory=list, description="Days fetched that listed no paper")
 
 
 class PaperStats(BaseModel):

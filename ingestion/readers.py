@@ -8,6 +8,15 @@ Bad records become ``Problem``s and the rest is read; a file that yields nothing
 are merged by the rules of :mod:`ingestion.duplicates`, and every record that is not kept and
 says something the kept one does not is reported at its line.
 
+**Two dates per paper.** ``published`` is the publication date (arXiv's first version):
+``published``, ``published_at``/``publishedAt`` or ``publication_date``. ``listed`` is the day
+the paper was listed on the Daily Papers, the date users mean ("papers of Aug 21"): a
+``listed``, ``listed_on``, ``listed_at`` or ``date`` field or column (the Daily Papers archive's
+JSON Lines name it ``date``), the ``date`` of a JSON object wrapping the list, a page scrape's
+date line when it has a year ("Aug 19, 2025"; the bare "Aug 19" of a page has none and gives
+no day), and in the Hugging Face API response the paper's ``submittedOnDailyAt`` (see
+:func:`parse_hf_daily_papers` for the API's three generations of date fields).
+
 About 600 lines because every format shares the same file checks (size, encoding, HTML,
 binary, code files) and problem reporting, which are the bulk of it; each reader is short.
 """
@@ -24,13 +33,14 @@ import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path, PurePath
 from typing import BinaryIO, Literal
 
 from assistant.schema import Paper, Problem, ReadResult
 from ingestion.duplicates import cap_problems, locations_of, merge_records
 from ingestion.errors import IngestionError, InvalidRecord
-from ingestion.normalize import build_paper, describe_type, normalize_arxiv_id
+from ingestion.normalize import build_paper, describe_type, normalize_arxiv_id, parse_day
 
 Format = Literal["text", "json", "jsonl", "csv"]
 
@@ -130,8 +140,25 @@ def read_bytes(data: bytes, name: str) -> ReadResult:
     return _read_stream(io.BytesIO(data), name)
 
 
-def parse_hf_daily_papers(payload: bytes, source: str) -> ReadResult:
-    """Parse a Hugging Face daily papers API response: a JSON list of ``{"paper": {...}, "publishedAt": ...}``."""
+def parse_hf_daily_papers(payload: bytes, source: str, *, listed: date | None = None) -> ReadResult:
+    """Parse a Hugging Face daily papers API response: a JSON list of ``{"paper": {...}, "publishedAt": ...}``.
+
+    ``listed``: the day the response was fetched for (the request's ``date=``). An empty list is an
+    empty result (a weekend or a holiday); the caller decides whether that is an error.
+
+    The dates, from the three archived generations of the API (``daily-papers-archive/raw``):
+    ``paper.publishedAt`` is the arXiv date in all three, and is the paper's ``published``.
+    The listing day is ``paper.submittedOnDailyAt`` from 2025 on (its UTC day: the 2025-06-10
+    response lists papers submitted 00:14-06:07 UTC on June 10, the 2026-08-21 one
+    ``2026-08-21T00:00:00Z``); the 2024 generation has no such field, and there the entry's own
+    ``publishedAt`` is the listing time (00:19-07:51 UTC on the request's day, days after the
+    arXiv date), while from 2025 on the entry's ``publishedAt`` is the arXiv date shifted by the
+    server's time zone (``2026-08-19T20:00Z`` for ``2026-08-20T00:00Z``), used as ``published``
+    only when the paper has no ``publishedAt``. When the request's day and the paper's own
+    listing day differ, the earlier one is kept: in the three responses they agree for all 52
+    entries, and a paper listed again on a later page was first listed on the earlier day, which is
+    the rule for several records of one paper too (:mod:`ingestion.duplicates`).
+    """
     try:
         document = json.loads(payload.decode("utf-8-sig", errors="replace"))
     except (ValueError, RecursionError) as error:
@@ -141,10 +168,10 @@ def parse_hf_daily_papers(payload: bytes, source: str) -> ReadResult:
         detail = f": {message}" if isinstance(message, str) else f", found {describe_type(document)}"
         raise IngestionError(f"{source}: expected a JSON list of daily papers{detail}")
     if not document:
-        raise IngestionError(f"{source}: the feed lists no papers")
+        return ReadResult()
     collector = _Collector(source)
     for number, entry in enumerate(document, start=1):
-        collector.add(f"record {number}", _paper_from_record, entry, source)
+        collector.add(f"record {number}", _paper_from_record, entry, source, listed)
     return collector.result()
 
 
@@ -258,8 +285,11 @@ def _read_json(text: str, collector: _Collector) -> None:
         document = json.loads(text)
     except (ValueError, RecursionError) as error:
         raise IngestionError(f"{collector.source}: not valid JSON ({_json_error(error)})") from None
-    for number, record in enumerate(_json_records(document, collector.source), start=1):
-        collector.add(f"record {number}", _paper_from_record, record, collector.source)
+    records = _json_records(document, collector.source)
+    # An object wrapping the list may say the day of the whole batch: {"date": "2025-08-19", "papers": [...]}.
+    day = _field(_casefold_keys(document), *_LISTED) if isinstance(document, dict) else None
+    for number, record in enumerate(records, start=1):
+        collector.add(f"record {number}", _paper_from_record, record, collector.source, day)
 
 
 def _json_records(document: object, source: str) -> list[object]:
@@ -317,18 +347,26 @@ def _field(record: dict[str, object], *names: str) -> object:
     return None
 
 
-def _paper_from_record(record: object, source: str) -> Paper:
+# Field names (casefolded) of the two dates, in order of preference.
+_PUBLISHED = ("published", "published_at", "publishedat", "publication_date")
+_LISTED = ("listed", "listed_on", "listed_at", "date")
+
+
+def _paper_from_record(record: object, source: str, listed: object = None) -> Paper:
+    """One JSON record; ``listed``: the day of the batch it belongs to, for a record that does not say its own."""
     if not isinstance(record, dict):
         raise InvalidRecord(f"expected an object with a title and an abstract, found {describe_type(record)}")
     record = _casefold_keys(record)
     entry = record.get("paper")
     if isinstance(entry, dict):
-        return _paper_from_hf_entry(record, _casefold_keys(entry), source)
+        return _paper_from_hf_entry(record, _casefold_keys(entry), source, parse_day(listed, "listed"))
+    own_day = _field(record, *_LISTED)
     return build_paper(
         title=_field(record, "title"),
         abstract=_field(record, "abstract", "summary"),
         authors=_field(record, "authors", "author"),
-        published=_field(record, "published", "published_at", "publishedat", "date"),
+        published=_field(record, *_PUBLISHED),
+        listed=listed if own_day is None or own_day == "" else own_day,
         url=_field(record, "url", "link"),
         arxiv_id=_arxiv_id_or_id(_field(record, "arxiv_id", "arxivid", "arxiv"), _field(record, "id")),
         source=source,
@@ -342,15 +380,27 @@ def _arxiv_id_or_id(arxiv_id: object, generic_id: object) -> object:
     return generic_id if isinstance(generic_id, str) and normalize_arxiv_id(generic_id) else None
 
 
-def _paper_from_hf_entry(entry: dict[str, object], paper: dict[str, object], source: str) -> Paper:
-    """An entry of https://huggingface.co/api/daily_papers: the paper's fields sit under "paper"."""
+def _paper_from_hf_entry(
+    entry: dict[str, object], paper: dict[str, object], source: str, request_day: date | None
+) -> Paper:
+    """An entry of https://huggingface.co/api/daily_papers: the paper's fields sit under "paper".
+
+    Which date field means what is explained at :func:`parse_hf_daily_papers`.
+    """
     title = _field(paper, "title")
     abstract = _field(paper, "summary", "abstract")
+    submitted = _field(paper, "submittedondailyat") or _field(entry, "submittedondailyat")
+    if submitted:  # 2025 on: the entry's publishedAt is the arXiv date in the server's time zone
+        own_day, published = submitted, _field(paper, "publishedat") or _field(entry, "publishedat")
+    else:  # 2024: the entry's publishedAt is when the paper was listed
+        own_day, published = _field(entry, "publishedat"), _field(paper, "publishedat")
+    days = [day for day in (parse_day(own_day, "submittedOnDailyAt"), request_day) if day is not None]
     return build_paper(
         title=title if title is not None else _field(entry, "title"),
         abstract=abstract if abstract is not None else _field(entry, "summary"),
         authors=_field(paper, "authors"),
-        published=_field(entry, "publishedat") or _field(paper, "publishedat"),
+        published=published,
+        listed=min(days, default=None),
         arxiv_id=_field(paper, "id"),
         source=source,
     )
@@ -362,7 +412,8 @@ _CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "title": ("title",),
     "abstract": ("abstract", "summary"),
     "authors": ("authors", "author"),
-    "published": ("published", "published_at", "publishedat", "date"),
+    "published": _PUBLISHED,
+    "listed": _LISTED,
     "arxiv_id": ("arxiv_id", "arxivid", "arxiv"),
     "id": ("id",),
     "url": ("url", "link"),
@@ -492,6 +543,7 @@ def _paper_from_row(row: list[str], indexes: dict[str, int], source: str) -> Pap
         abstract=cell("abstract"),
         authors=cell("authors"),
         published=cell("published"),
+        listed=cell("listed"),
         url=cell("url"),
         arxiv_id=_arxiv_id_or_id(cell("arxiv_id"), cell("id")),
         source=source,
@@ -528,6 +580,15 @@ _FURNITURE_PATTERN = re.compile(
     ),
     re.IGNORECASE,
 )
+# A page's date line, when it has a year: the day the papers below it were listed.
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAY_LINE = re.compile(
+    rf"(?:on\s+)?(?:(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+)?"
+    rf"(?:(?P<month>{_MONTH})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<year>\d{{4}})"
+    rf"|(?P<day2>\d{{1,2}})\s+(?P<month2>{_MONTH}),?\s+(?P<year2>\d{{4}})"
+    rf"|(?P<iso>\d{{4}}-\d{{2}}-\d{{2}}))",
+    re.IGNORECASE,
+)
 _CLOSING = "\"')]”’"
 _TITLE_MAX_CHARS = 300
 _TITLE_MAX_WORDS = 40
@@ -538,10 +599,25 @@ def _is_furniture(line: str) -> bool:
     return line.casefold() in _FURNITURE or _FURNITURE_PATTERN.fullmatch(line) is not None
 
 
+def _day_of_line(line: str) -> date | None:
+    """The day a page's date line names, when it names a whole date ("Aug 19, 2025", "2025-08-19")."""
+    match = _DAY_LINE.fullmatch(line)
+    if match is None:
+        return None
+    try:
+        if match["iso"]:
+            return date.fromisoformat(match["iso"])
+        month = (match["month"] or match["month2"])[:3].casefold()
+        return date(int(match["year"] or match["year2"]), _MONTHS.index(month) + 1, int(match["day"] or match["day2"]))
+    except ValueError:  # "Feb 30, 2025"
+        return None
+
+
 @dataclass(frozen=True)
 class _Paragraph:
     line: int
     lines: list[str]
+    day: date | None = None  # the last whole date line above it
 
     @property
     def text(self) -> str:
@@ -561,18 +637,20 @@ def _title_like(line: str) -> bool:
 def _paragraphs(lines: Iterable[str]) -> Iterator[_Paragraph]:
     current: list[str] = []
     first_line = 0
+    day: date | None = None
     for number, raw_line in enumerate(lines, start=1):
         line = raw_line.strip()
         if not line or _is_furniture(line):
             if current:
-                yield _Paragraph(first_line, current)
+                yield _Paragraph(first_line, current, day)
                 current = []
+            day = _day_of_line(line) or day
             continue
         if not current:
             first_line = number
         current.append(line)
     if current:
-        yield _Paragraph(first_line, current)
+        yield _Paragraph(first_line, current, day)
 
 
 def _unglue_titles(paragraphs: Iterable[_Paragraph]) -> Iterator[_Paragraph]:
@@ -592,8 +670,8 @@ def _unglue_titles(paragraphs: Iterable[_Paragraph]) -> Iterator[_Paragraph]:
                 and lines[-2].rstrip(_CLOSING).endswith((".", "!", "?"))
             )
             if glued:
-                yield _Paragraph(previous.line, lines[:-1])
-                yield _Paragraph(previous.line + len(lines) - 1, lines[-1:])
+                yield _Paragraph(previous.line, lines[:-1], previous.day)
+                yield _Paragraph(previous.line + len(lines) - 1, lines[-1:], previous.day)
             else:
                 yield previous
         previous = paragraph
@@ -635,7 +713,7 @@ def _read_daily_papers_text(lines: Iterable[str], collector: _Collector) -> None
             collector.problem(f"line {title.line}", f"title {title.text[:60]!r} has no abstract ({_LAYOUT})")
         else:
             try:
-                paper = build_paper(title=title.text, abstract=abstract.text, source=collector.source)
+                paper = build_paper(title=title.text, abstract=abstract.text, listed=title.day, source=collector.source)
             except InvalidRecord as error:
                 line = abstract.line if error.field == "abstract" else title.line
                 collector.problem(f"line {line}", error.reason)

@@ -318,6 +318,15 @@ def test_paper_details_are_inert_and_link_to_arxiv() -> None:
     assert tags(details) <= {"p", "a", "code"}
 
 
+def test_paper_details_show_the_listed_day_beside_the_publication_date() -> None:
+    from datetime import date
+
+    listed = ATLAS.model_copy(update={"published": date(2024, 7, 3), "listed": date(2024, 7, 5)})
+    assert "2024-07-03 · listed 2024-07-05 ·" in text_of(render.paper_details(listed))
+    same_day = listed.model_copy(update={"listed": date(2024, 7, 3)})
+    assert "listed" not in text_of(render.paper_details(same_day))
+
+
 # --- comparisons, digests, exports ---------------------------------------------------------------
 COMPARISON = Comparison(
     papers=[

@@ -149,3 +149,25 @@ def test_differences_name_only_what_both_copies_have() -> None:
     assert differences(_paper("T", "Whole abstract"), kept) == []
     assert differences(_paper("t.", "Other.", authors=["B"], published="2024-01-02"), kept) == ["abstract", "authors"]
     assert differences(_paper("T", "Whole abstract here.", url="https://example.org/y"), kept) == ["link"]
+
+
+def test_the_earliest_listed_day_wins_in_any_order_without_a_problem() -> None:
+    from datetime import date
+
+    first = _paper("Flowformer", "The abstract.", source="hf:2025-08-21", arxiv_id="2202.06258", listed="2025-08-21")
+    again = _paper("Flowformer", "The abstract.", source="hf:2025-08-19", arxiv_id="2202.06258", listed="2025-08-19")
+    undated = _paper("Flowformer", "The abstract.", source="page.txt")
+    for order in ([first, again, undated], [again, undated, first], [undated, first, again]):
+        merged = merge_records(order)
+        (paper,) = merged.papers
+        assert paper.listed == date(2025, 8, 19)
+        assert merged.problems == [] and merged.duplicates_merged == 2
+
+
+def test_a_later_listing_day_leaves_a_stored_paper_unchanged() -> None:
+    stored = _paper("Flowformer", "The abstract.", arxiv_id="2202.06258", listed="2025-08-19")
+    merger = Merger()
+    merger.add_stored([stored])
+    merger.add(_paper("Flowformer", "The abstract.", arxiv_id="2202.06258", listed="2025-08-22"), "record 1")
+    result = merger.result()
+    assert result.papers == [stored] and result.replaced == [] and result.problems == []

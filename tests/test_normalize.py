@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import ast
 import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from assistant.schema import Paper
+from ingestion.duplicates import deduplicate
 from ingestion.errors import InvalidRecord
 from ingestion.normalize import (
     build_paper,
-    deduplicate,
     make_paper_id,
     normalize_arxiv_id,
     normalize_text,
@@ -212,3 +214,24 @@ def test_deduplicate_prefers_more_metadata_when_abstracts_tie() -> None:
 def test_same_title_with_different_arxiv_ids_stays_apart() -> None:
     kept = deduplicate([_paper("Survey", arxiv_id="2401.00001"), _paper("Survey", arxiv_id="2402.00002")])
     assert [paper.arxiv_id for paper in kept] == ["2401.00001", "2402.00002"]
+
+
+def test_ingestion_modules_import_each_other_without_a_cycle() -> None:
+    """Every import counts, a deferred one inside a function too: a cycle means no module is the home of what both need."""
+    package = Path(__file__).parent.parent / "ingestion"
+    graph: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ingestion."):
+                imported.add(node.module.removeprefix("ingestion."))
+            elif isinstance(node, ast.Import):
+                imported.update(
+                    a.name.removeprefix("ingestion.") for a in node.names if a.name.startswith("ingestion.")
+                )
+        graph[path.stem] = imported
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    assert [module for module in graph if reaches(module, module, set())] == []

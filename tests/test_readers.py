@@ -661,3 +661,83 @@ def test_valid_records_survive_junk_records(
     result = read_bytes(data, name)
     assert [paper.title for paper in result.papers] == [normalize_text(title) for title, _, _ in records]
     assert len(result.problems) == len(junk)
+
+
+# --- the two dates: published and listed --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # The first two entries of the archive's raw/*.json: one per generation of the API's fields.
+        ("hf_daily_papers_2024-08-19.json", [("2408.08872", "2024-08-16", "2024-08-19"),
+                                             ("2408.08459", "2024-08-15", "2024-08-19")]),
+        ("hf_daily_papers_2025-06-10.json", [("2506.08007", "2025-06-09", "2025-06-10"),
+                                             ("2506.07044", "2025-06-08", "2025-06-10")]),
+        ("hf_daily_papers_2026-08-21.json", [("2608.19880", "2026-08-20", "2026-08-21"),
+                                             ("2608.18580", "2026-08-19", "2026-08-21")]),
+    ],
+)  # fmt: skip
+def test_hf_api_responses_of_every_generation_give_the_arxiv_date_and_the_listing_day(
+    name: str, expected: list[tuple[str, str, str]]
+) -> None:
+    result = read_path(FIXTURES / name)
+    assert result.problems == []
+    assert [(p.arxiv_id, str(p.published), str(p.listed)) for p in result.papers] == expected
+
+
+def test_an_hf_entry_listed_again_keeps_its_own_earlier_listing_day() -> None:
+    from datetime import date
+
+    from ingestion.readers import parse_hf_daily_papers
+
+    entry = {
+        "paper": {"id": "2506.08007", "title": "T", "summary": "S.", "submittedOnDailyAt": "2025-06-10T00:43:01Z"},
+    }
+    later_page = parse_hf_daily_papers(json.dumps([entry]).encode(), "hf:2025-06-12", listed=date(2025, 6, 12))
+    assert later_page.papers[0].listed == date(2025, 6, 10)
+    bare = {"paper": {"id": "2506.08007", "title": "T", "summary": "S."}}
+    (paper,) = parse_hf_daily_papers(json.dumps([bare]).encode(), "hf:x", listed=date(2025, 6, 12)).papers
+    assert (paper.listed, paper.published) == (date(2025, 6, 12), None)
+
+
+def test_the_archives_date_field_is_the_listing_day_not_the_publication_date() -> None:
+    record = {"id": "2405.16406", "title": "T", "abstract": "A.", "date": "2024-05-27", "authors": ["A B"]}
+    (paper,) = read_bytes(json.dumps(record).encode() + b"\n", "papers.jsonl").papers
+    assert (str(paper.listed), paper.published) == ("2024-05-27", None)
+    both = {**record, "published": "2024-05-24", "listed_on": "2024-05-28"}
+    (paper,) = read_bytes(json.dumps(both).encode() + b"\n", "papers.jsonl").papers
+    assert (str(paper.published), str(paper.listed)) == ("2024-05-24", "2024-05-28")
+
+
+def test_csv_listed_and_published_columns() -> None:
+    text = "title,abstract,Published At,Listed\nA Title,An abstract.,2025-08-18,2025-08-19\nB,Another.,,bad\n"
+    result = read_bytes(text.encode(), "day.csv")
+    (paper,) = result.papers
+    assert (str(paper.published), str(paper.listed)) == ("2025-08-18", "2025-08-19")
+    assert [(p.location, p.reason) for p in result.problems] == [
+        ("row 3", "listed 'bad' is not an ISO date (YYYY-MM-DD)")
+    ]
+
+
+def test_a_wrapper_objects_date_is_the_day_of_its_papers_unless_a_paper_says_its_own() -> None:
+    records = [{"title": "A", "abstract": "One."}, {"title": "B", "abstract": "Two.", "listed": "2025-08-18"}]
+    result = read_bytes(json.dumps({"date": "2025-08-19", "papers": records}).encode(), "day.json")
+    assert [str(paper.listed) for paper in result.papers] == ["2025-08-19", "2025-08-18"]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("Aug 19", None), ("Aug 19, 2025", "2025-08-19"), ("Tue, August 19 2025", "2025-08-19"),
+     ("19 Aug 2025", "2025-08-19"), ("2025-08-19", "2025-08-19"), ("Feb 30, 2025", None)],
+)  # fmt: skip
+def test_a_page_scrapes_date_line_gives_the_listing_day_only_with_a_year(header: str, expected: str | None) -> None:
+    page = _page("First Title", ABSTRACT_A).replace("Aug 19", header)
+    page += f"\n2025-08-20\n\nSecond Title\n\n{ABSTRACT_B}\n"
+    first, second = read_bytes(page.encode(), "page.txt").papers
+    assert (first.title, str(first.listed) if first.listed else None) == ("First Title", expected)
+    assert str(second.listed) == "2025-08-20"
+
+
+def test_the_sample_scrape_has_no_year_so_no_listing_day() -> None:
+    assert {paper.listed for paper in read_path(SAMPLE_COLLECTION).papers} == {None}

@@ -201,13 +201,15 @@ def comparison_rows(comparison: Comparison, scope: str) -> list[dict[str, str]]:
 
 
 def paper_details(paper: Paper) -> str:
-    """Authors, date, id and link of a paper as one safe Markdown line."""
+    """Authors, publication date, the day it was listed (when another), id and link as one safe Markdown line."""
     parts = []
     if paper.authors:
         shown = ", ".join(paper.authors[:6]) + (f" and {len(paper.authors) - 6} more" if len(paper.authors) > 6 else "")
         parts.append(inline_literal(shown))
     if paper.published:
         parts.append(paper.published.isoformat())
+    if paper.listed and paper.listed != paper.published:
+        parts.append(f"listed {paper.listed.isoformat()}")
     parts.append(f"`{paper.paper_id.replace('`', '')}`")
     if paper.link:
         parts.append(link_markdown(paper.link))
