@@ -29,7 +29,6 @@ from api_fixtures import TOKEN, RunningServer, running
 
 from assistant.api import app as api_app
 from assistant.api import create_app
-from assistant.api.chat import InertMarkdown
 from assistant.cli import main
 from assistant.llm import Completion, FakeLLM, inject
 from assistant.schema import Message, Usage
@@ -431,5 +430,7 @@ def test_unchecked_stream_sends_images_and_links_inert(http: httpx.Client, echo:
     ],
 )
 def test_inert_markdown_escapes_across_piece_boundaries(pieces: list[str], shown: str) -> None:
+    from assistant.api.chat import InertMarkdown
+
     inert = InertMarkdown()
     assert "".join(inert.feed(piece) for piece in pieces) + inert.flush() == shown
