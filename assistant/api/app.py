@@ -105,7 +105,9 @@ class BodyTooLarge(StarletteHTTPException):
     """Raised while a body is read, once it passes its limit: chunked bodies carry no Content-Length."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, too_large(limit))
+        # Closing the connection is what stops the rest of the body: kept alive, uvicorn would
+        # read it all (and the client would keep sending) before the next request.
+        super().__init__(413, too_large(limit), headers={"Connection": "close"})
 
 
 def host_allowed(host: str, allowed: Sequence[str]) -> bool:
@@ -194,7 +196,7 @@ class RequestGate:
         limit = self.limit(path)
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > limit:
-            return _refusal(413, too_large(limit), "too_large")
+            return _refusal(413, too_large(limit), "too_large", Connection="close")
         return None
 
     @staticmethod
