@@ -296,7 +296,10 @@ def test_a_blank_or_padded_token_is_refused_at_start(
 ) -> None:
     monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ASSISTANT_API_TOKEN", token)
-    assert main(["serve", "--address", "0.0.0.0", "--port", "1"]) == 2
+    with socket.socket() as busy:  # should the token pass, serving stops at the port, not forever
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["serve", "--address", "127.0.0.1", "--port", str(busy.getsockname()[1])]) == 2
     err = capsys.readouterr().err
     assert "ASSISTANT_API_TOKEN" in err and "invalid setting" in err and "Traceback" not in err
 
