@@ -372,6 +372,9 @@ def main() -> int:
             f"{max(kb for _, kb in samples) / 1024:.0f} MB at most (sampled), {samples[-1][1] / 1024:.0f} MB at the end; "
             f"peak (VmHWM) {peak_kb / 1024:.0f} MB"
         )
+        minutes = range(int(samples[-1][0] // 60) + 1)
+        marks = [next(kb for seconds, kb in samples if seconds >= 60 * minute) for minute in minutes]
+        print("server RSS at 0, 1, 2... minutes (MB): " + ", ".join(f"{kb / 1024:.0f}" for kb in marks))
         if len(warm) > 10:
             half = len(warm) // 2
             print(
