@@ -304,6 +304,23 @@ def test_a_blank_or_padded_token_is_refused_at_start(
     assert "ASSISTANT_API_TOKEN" in err and "invalid setting" in err and "Traceback" not in err
 
 
+def test_serve_passes_allowed_hosts_on_and_refuses_what_is_no_host_name(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ASSISTANT_ALLOWED_HOSTS", "papers.example.org")
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr("assistant.api.serve", lambda *args, **kwargs: served.append(kwargs))
+    port = str(free_port())
+    argv = ["serve", "--address", "0.0.0.0", "--port", port, "--allowed-host", "Chat.Internal"]
+    assert main(argv) == 0
+    assert served[0]["allowed_hosts"] == ["chat.internal"]
+    err = capsys.readouterr().err
+    assert "answering to IP addresses and localhost, and to chat.internal, papers.example.org" in err
+    assert main(["serve", "--port", port, "--allowed-host", "http://evil.example/x"]) == 2
+    assert "not a host name" in capsys.readouterr().err
+
+
 # --- row 11: stopping `paper-assistant app` stops Streamlit too -------------------------------
 def test_sigterm_to_the_app_command_stops_the_child_it_started(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
