@@ -190,7 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="127.0.0.1",
         help="bind address; set ASSISTANT_API_TOKEN before leaving loopback",
     )
+    serve.add_argument(
+        "--allowed-host",
+        type=_host_name,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name clients reach the API by, besides localhost and IP addresses (repeatable; "
+        "ASSISTANT_ALLOWED_HOSTS); requests naming any other host are refused",
+    )
     return parser
+
+
+def _host_name(text: str) -> str:
+    name = text_argument(text).strip().lower()
+    if not name or any(part in name for part in ("/", " ", "@")):
+        raise argparse.ArgumentTypeError(f"not a host name: {_shown(text)} (give a name like papers.example.org)")
+    return name
 
 
 def _session_name(text: str) -> str:
@@ -616,9 +632,52 @@ def app_options(address: str, port: int) -> list[str]:
     return [part for name, value in options.items() for part in (f"--{name}", value)]
 
 
+APP_STOP_GRACE_S = 10.0
+"""How long Streamlit has to stop after SIGTERM before it is killed (it stops in about a second)."""
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def run_until_stopped(command: Sequence[str], env: dict[str, str]) -> int:
+    """Run ``command`` as a child and wait for it; SIGTERM, SIGHUP or SIGINT to this process
+    stops the child too (SIGTERM, then SIGKILL after APP_STOP_GRACE_S), so killing
+    `paper-assistant app` never leaves Streamlit serving on its own."""
+    import signal
+    import subprocess
+
+    stopping = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in stopping}
+    process = subprocess.Popen(list(command), env=env)
+    try:
+        return process.wait()
+    except (_Stopped, KeyboardInterrupt) as stop:
+        signum = stop.signum if isinstance(stop, _Stopped) else signal.SIGINT
+        for signum_ in stopping:
+            signal.signal(signum_, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(APP_STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print("stopped", file=sys.stderr)
+        return 128 + signum
+    finally:
+        for signum_, handler in previous.items():
+            signal.signal(signum_, handler)
+
+
 def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
     import os
-    import subprocess
     from pathlib import Path
 
     app_file = Path(__file__).resolve().parents[1] / "streamlit_app.py"
@@ -636,7 +695,7 @@ def cmd_app(args: argparse.Namespace, settings: Settings) -> int:
             env[f"ASSISTANT_{field}"] = str(value)
     command = [sys.executable, "-m", "streamlit", "run", str(app_file), *app_options(args.address, args.port)]
     print(f"Paper Assistant on http://{args.address}:{args.port} (Ctrl+C to stop)", file=sys.stderr)
-    return subprocess.call(command, env=env)
+    return run_until_stopped(command, env)
 
 
 # --- serve: the OpenAI-compatible HTTP API (assistant/api.py) ---------------------------------
@@ -645,6 +704,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import socket
 
     from assistant.api import TOKEN_ENV, serve
+    from assistant.api.app import LOOPBACK_NAMES
 
     try:
         family = socket.AF_INET6 if ":" in args.address else socket.AF_INET
@@ -659,7 +719,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         loopback = args.address == "localhost" or ipaddress.ip_address(args.address).is_loopback
     except ValueError:
         loopback = False
-    if not loopback and not os.environ.get(TOKEN_ENV):
+    if not loopback and settings.server.token is None:
         print(
             f"warning: serving on {args.address} without {TOKEN_ENV}: anyone who can reach it can use it",
             file=sys.stderr,
@@ -670,7 +730,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         f"Paper Assistant API on http://{host}:{args.port}/v1, model 'paper-assistant' (Ctrl+C to stop)",
         file=sys.stderr,
     )
-    serve(settings, address=args.address, port=args.port, store=store)
+    if not loopback:
+        names = sorted({*settings.server.allowed_hosts, *args.allowed_host} - LOOPBACK_NAMES)
+        print(
+            "answering to IP addresses and localhost"
+            + (f", and to {', '.join(names)}" if names else "; add the names clients use with --allowed-host NAME"),
+            file=sys.stderr,
+        )
+    serve(settings, address=args.address, port=args.port, store=store, allowed_hosts=args.allowed_host)
     return EXIT_OK
 
 
@@ -690,6 +757,20 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
 }
 
 
+EXIT_PIPE_CLOSED = 141
+"""As a shell reports a command killed by SIGPIPE (`yes | head` exits 141): the reader left early."""
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout (`| head`) has gone: stop quietly, as Unix tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere, not to a traceback at exit
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE_CLOSED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -697,7 +778,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_request:
         return EXIT_OK if exit_request.code == 0 else EXIT_BAD_INPUT
     try:
-        return COMMANDS[args.command](args, settings_from(args))
+        code = COMMANDS[args.command](args, settings_from(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit after main() has returned
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
     except (AssistantError, IngestionError, ValueError) as exc:
         report = describe(exc)
         print(f"error: {report.message}", file=sys.stderr)

@@ -22,10 +22,11 @@ Hence 0.60 for a cited sentence; an uncited one must reach 0.64 against its sing
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import weakref
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -629,6 +630,26 @@ _CODE_LINE = re.compile(
 _TRAILING_PUNCTUATION = ".,;:!?)"
 
 
+_CITATION_JSON = re.compile(r'\{\s*"(?:citations|sources|references)"\s*:')
+
+
+def _without_citation_json(text: str, removed: list[str]) -> str:
+    """``text`` without the JSON a model writes imitating the API's ``citations`` field (a reply is
+    its prose; the real citations are computed): each object from its ``{`` to its matching
+    ``}``, or to the end of its paragraph when the model left it unfinished."""
+    while match := _CITATION_JSON.search(text):
+        start = match.start()
+        try:
+            _, length = json.JSONDecoder().raw_decode(text[start:])
+            end = start + length
+        except ValueError:
+            paragraph_end = text.find("\n\n", start)
+            end = len(text) if paragraph_end < 0 else paragraph_end
+        removed.append(text[start:end])
+        text = text[:start] + " " + text[end:]
+    return text
+
+
 class Scrubbed(BaseModel):
     """Model text with what no source has taken out, and what was taken out."""
 
@@ -637,11 +658,28 @@ class Scrubbed(BaseModel):
 
     @property
     def notice(self) -> str | None:
+        """What was removed, counted by kind, never quoted: a notice that repeated ``<img onerror=…>``
+        or a link handed the markup to any client that renders notices."""
         if not self.removed:
             return None
-        shown = "; ".join(item if len(item) <= 80 else item[:77] + "…" for item in self.removed[:5])
-        more = f" and {len(self.removed) - 5} more" if len(self.removed) > 5 else ""
-        return f"Removed from the model's text because no cited abstract contains it: {shown}{more}."
+        counts = Counter(_removed_kind(item) for item in self.removed)
+        kinds = [f"{n} {kind if n == 1 else kind + 's'}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+        listed = ", ".join(kinds[:-1]) + f" and {kinds[-1]}" if len(kinds) > 1 else kinds[0]
+        return f"Removed from the model's text because no cited abstract contains it: {listed}."
+
+
+def _removed_kind(item: str) -> str:
+    if item.startswith("!["):
+        return "image"
+    if item.startswith("{"):
+        return "block of citation JSON"
+    if item.startswith("<"):
+        return "piece of HTML"
+    if re.match(r"(?:https?://|ftp://|www\.|(?:javascript|data|vbscript):)", item, re.IGNORECASE):
+        return "link"
+    if "@" in item and " " not in item:
+        return "e-mail address"
+    return "piece of code"
 
 
 def scrub(text: str, sources: Sequence[Source]) -> Scrubbed:
@@ -687,6 +725,7 @@ def scrub(text: str, sources: Sequence[Source]) -> Scrubbed:
         return " "
 
     text = _FENCED_CODE.sub(drop, text)
+    text = _without_citation_json(text, removed)
     text = _MARKDOWN_IMAGE.sub(image, text)
     text = _MARKDOWN_LINK.sub(link, text)
     text = _HTML_TAG.sub(drop, text)

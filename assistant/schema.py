@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import date
+from pathlib import PureWindowsPath
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -182,6 +183,15 @@ class PaperStats(BaseModel):
     chunks: int = Field(ge=0)
 
 
+def shown_source(source: str) -> str:
+    """A paper's source as listings show it: a file by its name, never a path of the machine that
+    ingested it (``GET /v1/papers`` showed the server's absolute path of the bundled sample); a
+    feed (``hf:2024-08-19``) or an address as it is."""
+    if not source or "://" in source or not any(sep in source for sep in ("/", "\\")):
+        return source
+    return PureWindowsPath(source).name or source
+
+
 class PaperEntry(BaseModel):
     """One paper as ``papers --json`` and ``GET /v1/papers`` list it."""
 
@@ -213,7 +223,7 @@ class PaperList(BaseModel):
                     published=s.paper.published,
                     listed=s.paper.listed,
                     url=s.paper.link,
-                    source=s.paper.source,
+                    source=shown_source(s.paper.source),
                     chunks=s.chunks,
                 )
                 for s in stats

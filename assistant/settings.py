@@ -4,7 +4,8 @@
 how papers are chunked and embedded (:class:`IngestSettings`), how they are ranked
 (:class:`RetrievalSettings`), how many an answer reads and when it declines (:class:`AnswerSettings`),
 which language model writes and how (:class:`LLMSettings`),
-and where prompts come from (:class:`PromptSettings`). Each section reads its own
+where prompts come from (:class:`PromptSettings`) and who may use the HTTP API
+(:class:`ServerSettings`). Each section reads its own
 environment variables with the one prefix ``ASSISTANT_``, so the variables are flat
 (``ASSISTANT_MODEL``, ``ASSISTANT_TOP_K``) while the code reads ``settings.llm.model``.
 
@@ -20,7 +21,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from platformdirs import user_data_dir
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from assistant.errors import InvalidInput
@@ -208,6 +218,42 @@ class PromptSettings(_Section):
     )
 
 
+class ServerSettings(_Section):
+    """Who may use ``paper-assistant serve``: the bearer token, and the names it answers to."""
+
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token every API request but /healthz must send; unset: no token (fine on loopback only).",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host names the API answers to besides loopback names, IP addresses and the "
+        "bound address (a request whose Host header is another name is refused: DNS rebinding). '*' allows any.",
+    )
+
+    @field_validator("api_token")
+    @classmethod
+    def _a_real_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty or blank token used to be accepted: it turned authentication on and no client
+        # could ever match it, so every request was 401 with no word at start-up.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("the token is empty or only spaces: unset it to serve without one, or set a real token")
+        if value is not None and value.get_secret_value() != value.get_secret_value().strip():
+            raise ValueError("the token starts or ends with spaces (clients cannot send those): remove them")
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def token(self) -> str | None:
+        return self.api_token.get_secret_value() if self.api_token is not None else None
+
+
 _SECTIONS: dict[str, type[_Section]] = {
     "store": StoreSettings,
     "ingest": IngestSettings,
@@ -215,6 +261,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "answer": AnswerSettings,
     "llm": LLMSettings,
     "prompts": PromptSettings,
+    "server": ServerSettings,
 }
 SECTION_OF: dict[str, str] = {field: name for name, section in _SECTIONS.items() for field in section.model_fields}
 """Each flat setting name (the environment variable without its prefix) and the section that holds it."""
@@ -231,6 +278,7 @@ class Settings(BaseModel):
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -349,7 +349,9 @@ def test_without_a_token_the_api_is_open_and_the_env_var_turns_it_on(
     with running(create_app(sample_store.settings, store=sample_store, token="")) as open_server:
         assert httpx.get(open_server.base_url + "/models").status_code == 200
     monkeypatch.setenv("ASSISTANT_API_TOKEN", "from-the-environment")
-    with running(create_app(sample_store.settings, store=sample_store)) as guarded:
+    given = ("store", "ingest", "retrieval", "answer", "llm", "prompts")  # the server section read anew
+    settings = Settings(**{name: getattr(sample_store.settings, name) for name in given})
+    with running(create_app(settings, store=sample_store)) as guarded:
         assert httpx.get(guarded.base_url + "/models").status_code == 401
         headers = {"Authorization": "Bearer from-the-environment"}
         assert httpx.get(guarded.base_url + "/models", headers=headers).status_code == 200

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -95,7 +94,7 @@ def sweep_dir(sample_settings: Settings, tmp_path_factory: pytest.TempPathFactor
 def quiet_servers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """``app`` and ``serve`` reach their server start, which records what it would have served instead."""
     started: list[str] = []
-    monkeypatch.setattr(subprocess, "call", lambda command, **_: started.append("app") or 0)
+    monkeypatch.setattr("assistant.cli.run_until_stopped", lambda command, env: started.append("app") or 0)
     monkeypatch.setattr("assistant.api.serve", lambda *args, **kwargs: started.append("serve"))
     return started
 

@@ -44,14 +44,23 @@ bundled SmolLM2-135M on the 30 dev questions (``python -m benchmarks.api_streami
 replaced it wholesale in 21; waiting for the check cost 4.1 s at the median (0.2 to 23.7 s;
 the first words came at 70 % of the time to the checked reply). Showing, in nine replies
 of ten, text that is then withdrawn is worse than a few seconds' wait, so by default a
-stream sends the role chunk at once, SSE keep-alive comments while it waits, then the
-checked text in one piece: what any client shows, and the history it sends back, is the
+stream sends the checked text in one piece: what any client shows, and the history it sends back, is the
 checked reply, the same as the whole response. A client that wants the words as they are
 written asks with ``"stream_unchecked": true``; when the checked text then differs, the last
 content delta appends it under a rule and a note that the text above did not pass the
 check (so even a plain chat client ends on the checked answer), and the extras say
 ``streamed_text_replaced: true``. Either way the last chunk carries the checked text alone
-as ``final_text``.
+as ``final_text``. The unchecked words go out inert (``![``, ``](`` and ``<`` before a tag
+escaped, :class:`~assistant.api.chat.InertMarkdown`): a client that renders Markdown must not
+load an image the check would have removed.
+
+How a stream starts: at once. The headers, an SSE comment and the role chunk go out as soon
+as the request is read, before the model writes anything (a comparison took 20 s to its
+first piece with a loopback model, 106 s with the local 1.5B, and clients and proxies gave
+up on the silence). From then on a ``: keep-alive`` comment goes out whenever the client has
+seen nothing for :data:`~assistant.api.app.KEEP_ALIVE_S`, counted on what the client saw:
+pieces a checked stream holds back are silence to it. A failure before the first words is
+therefore an error event, not an HTTP status.
 
 Concurrency. Each reply is produced in a worker thread (``respond`` and its generator
 block: retrieval, the model, the support check), never on the event loop, and hands its
@@ -67,15 +76,24 @@ needed (and its pings and CRLF framing differ from OpenAI's).
 Errors come back in OpenAI's format ``{"error": {"message", "type", "code", "param"}}``
 with the status :func:`assistant.errors.describe` gives (bad input 400, unknown model 404,
 model or store unavailable 503), the same message the CLI prints, with secrets masked;
-request validation errors are 400 in that format too, never a traceback. A failure
-after a stream started is sent as one ``data: {"error": ...}`` event, then ``[DONE]``.
+request validation errors are 400 in that format too, never a traceback; a lone surrogate
+in a message is 400 naming it. A failure after a stream started is sent as one
+``data: {"error": ...}`` event, then ``[DONE]``. An unexpected failure (a bug) is a 500 whose
+traceback goes to the server's log (secrets masked), never to the client.
 
-Authentication. With ``ASSISTANT_API_TOKEN`` set, every request but ``/healthz`` needs
-``Authorization: Bearer <token>`` (compared in constant time), else 401.
+Who may call it (:class:`~assistant.api.app.RequestGate`, before any route): the ``Host``
+header must be a loopback name, an IP address, the bound address or an allowed name
+(``--allowed-host``, ``ASSISTANT_ALLOWED_HOSTS``), against DNS rebinding; a request a browser
+sends from another page (a foreign ``Origin``, ``Sec-Fetch-Site`` cross-site or same-site) is
+403, since browsers post forms and ``no-cors`` uploads anywhere without asking; the chat
+route refuses the content types such a page may send (415); bodies are counted as they are
+read against their limit (413, also for chunked bodies). With ``ASSISTANT_API_TOKEN`` set,
+every request but ``/healthz`` needs ``Authorization: Bearer <token>`` (compared in constant
+time), else 401; a blank token is an invalid setting.
 
 The package: :mod:`~assistant.api.wire` (OpenAI's formats), :mod:`~assistant.api.chat` (a
 request's conversation and reply run), :mod:`~assistant.api.variants` (the assistant as
-models), :mod:`~assistant.api.app` (routes, token gate, uvicorn).
+models), :mod:`~assistant.api.app` (the gate, routes, uvicorn).
 """
 
 from assistant.api.app import create_app, serve

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from starlette.requests import Request
 from starlette.types import Receive
@@ -63,8 +65,27 @@ class ReplyMemory:
             return turn
 
 
+def check_text(text: str, where: str) -> str:
+    """``text`` if it can be encoded as UTF-8; InvalidInput naming the bad character otherwise.
+
+    JSON can carry a lone surrogate (``"\\ud800"``), which is no character: before, it reached
+    the tokenizer and came back as a 500 "TextEncodeInput must be ...".
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        raise InvalidInput(
+            f"{where} contains U+{ord(bad):04X} at character {exc.start + 1}, a lone surrogate that is not text "
+            "(an escape like \\ud800 without its pair): remove it or send the whole character"
+        ) from None
+    return text
+
+
 def conversation(messages: Sequence[ChatMessage], memory: ReplyMemory) -> tuple[str, list[ChatTurn | Message]]:
     """The question (last user message) and the history before it, as respond() takes them."""
+    for number, message in enumerate(messages):
+        check_text(message.text, f"messages[{number}].content")
     spoken = [m for m in messages if m.role in ("user", "assistant")]
     if not spoken or spoken[-1].role != "user":
         raise InvalidInput("the last message must be the user's question (role 'user')")
@@ -86,6 +107,35 @@ def replacement_delta(streamed: str, final: str) -> str:
     if _normalized(streamed) == _normalized(final):
         return ""
     return f"\n\n---\n\n*{REPLACED_NOTE}*\n\n{final}"
+
+
+class InertMarkdown:
+    """Unchecked model words made inert as they stream: a client that renders Markdown loads no
+    image, follows no link and runs no HTML of text that has not passed the check.
+
+    ``![`` becomes ``!\\[`` and ``](`` becomes ``]\\(`` (no image, no inline link: the brackets
+    show as written), ``<`` before a letter, ``/``, ``!`` or ``?`` becomes ``\\<`` (no tag). A
+    piece that ends in ``!``, ``]`` or ``<`` keeps that character until the next piece shows
+    what follows it. The checked text, sent after, has had such things removed or kept on
+    their merits (``grounding.scrub``).
+    """
+
+    _OPENING = re.compile(r"!\[|\]\(|<(?=[A-Za-z/!?])")
+    _ESCAPED: ClassVar[dict[str, str]] = {"![": "!\\[", "](": "]\\(", "<": "\\<"}
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._held + piece
+        self._held = text[-1] if text and text[-1] in "!]<" else ""
+        if self._held:
+            text = text[:-1]
+        return self._OPENING.sub(lambda match: self._ESCAPED[match.group(0)], text)
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
 
 
 # --- producing a reply off the event loop ---------------------------------------------------
