@@ -58,7 +58,7 @@ from assistant.conversations import ChatTurn
 from assistant.errors import AssistantError, InvalidInput
 from assistant.redaction import redact_secrets
 from assistant.retrieval import Retriever
-from assistant.schema import Message, PaperList, SearchResults
+from assistant.schema import DateRange, Message, PaperList, SearchResults
 from assistant.service import Reply
 from assistant.settings import Settings
 from assistant.store import PaperStore
@@ -186,13 +186,15 @@ def create_app(settings: Settings, *, store: PaperStore | None = None, token: st
         app.add_exception_handler(family, _known_failure)
 
     # --- reply runs -----------------------------------------------------------------------
-    def start_run(key: str, question: str, history: list[ChatTurn | Message]) -> ReplyRun:
+    def start_run(
+        key: str, question: str, history: list[ChatTurn | Message], days: DateRange | None = None
+    ) -> ReplyRun:
         run = ReplyRun(asyncio.get_running_loop())
         runs.add(run)
 
         def work() -> None:
             try:
-                run.produce(lambda: assistants.get(key).respond(question, history))
+                run.produce(lambda: assistants.get(key).respond(question, history, days=days))
             finally:
                 runs.discard(run)
 
@@ -232,7 +234,7 @@ def create_app(settings: Settings, *, store: PaperStore | None = None, token: st
         """OpenAI's chat completions, whole or streamed; the reply cites the papers as [n]."""
         key = assistants.check(body.model)
         question, history = conversation(body.messages, memory)
-        run = start_run(key, question, history)
+        run = start_run(key, question, history, body.date_range.days if body.date_range else None)
         watch = ClientWatch(request)
         try:
             first = await watch.next(run)
