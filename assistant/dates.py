@@ -67,6 +67,7 @@ _MON = (
 _FULL_MON = r"(?:january|february|march|april|june|july|august|september|october|november|december|(?-i:May))"
 _YEAR = r"(?:19|20)\d\d(?![\d-])"
 _DAYNUM = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?(?![\d-])"
+_FIRST_DAYNUM = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?(?!\d)"  # "10" of "10-12 August"
 _DAY = (
     rf"(?:\d{{4}}-\d\d-\d\d(?!\d)"
     rf"|{_DAYNUM}(?:\s+of)?\s+{_MON}(?:,?\s+{_YEAR})?"
@@ -268,6 +269,16 @@ def _two_days(m: re.Match[str], newest: date) -> DateRange | None:
     return DateRange(start=min(first, second), end=max(first, second)) if first <= second else None
 
 
+def _days_of_month(m: re.Match[str], newest: date) -> DateRange | None:
+    """ "between 10 and 12 August 2026", "August 10-12, 2026": two days of one month."""
+    month_text = m.group("m") + (m.groupdict().get("y") or "")
+    first = _parse_day(f"{m.group('a')} {month_text}", newest)
+    second = _parse_day(f"{m.group('b')} {month_text}", newest)
+    if first is None or second is None or first > second:
+        return None
+    return DateRange(start=first, end=second)
+
+
 def _two_months(m: re.Match[str], newest: date) -> DateRange | None:
     first_text, second_text = m.group("a"), m.group("b")
     second = _parse_month(second_text, newest)
@@ -414,6 +425,18 @@ _E = r"(?![\w-])"
 _PHRASES: list[tuple[str, Reader, bool]] = [
     (rf"{_B}(?:between|from)\s+(?P<a>{_DAY})\s+(?:and|to|until|till|through)\s+(?P<b>{_DAY}){_E}", _two_days, False),
     (rf"{_B}(?P<a>\d{{4}}-\d\d-\d\d)\s*(?:to|until|through|–|—|-|\.\.)\s*(?P<b>\d{{4}}-\d\d-\d\d){_E}", _two_days, False),
+    (
+        rf"{_B}(?:(?:between|from)\s+)?(?P<a>{_FIRST_DAYNUM})\s*(?:and|to|until|through|–|—|-)\s*(?P<b>{_DAYNUM})(?:\s+of)?\s+"
+        rf"(?P<m>{_MON}(?:,?\s+{_YEAR})?){_E}",
+        _days_of_month,
+        False,
+    ),
+    (
+        rf"{_B}(?:(?:between|from)\s+)?(?P<m>{_MON})\s+(?P<a>{_FIRST_DAYNUM})\s*(?:and|to|until|through|–|—|-)\s*"
+        rf"(?P<b>{_DAYNUM})(?P<y>,?\s+{_YEAR})?{_E}",
+        _days_of_month,
+        False,
+    ),
     (
         rf"{_B}(?:between|from)\s+(?P<a>{_MON}(?:,?\s+{_YEAR})?)\s+(?:and|to|until|till|through)\s+"
         rf"(?P<b>{_MONTH_YEAR}|{_FULL_MON}){_E}",

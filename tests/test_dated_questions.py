@@ -310,3 +310,61 @@ def test_the_api_takes_a_date_range_and_refuses_a_bad_one(dated_store: PaperStor
             assert refused.status_code == 400, refused.text
             error = refused.json()["error"]
             assert error["type"] == "invalid_request_error" and error["param"].startswith("date_range")
+
+
+# --- evaluation of dated questions -------------------------------------------------------
+DATED_ITEMS = [
+    ("dated", "Which papers on speculative decoding came out last week?", "2026-08-10", "2026-08-16", True,
+     ["Self-Drafting for Speculative Decoding"]),
+    ("dated", "What robotics papers were listed on 19 August 2026?", "2026-08-19", "2026-08-19", False,
+     ["Legged Robot Locomotion with Reinforcement Learning in Simulation"]),
+    ("dated", "Which papers on KV cache memory appeared in March 2026?", "2026-03-01", "2026-03-31", False,
+     ["Evicting Tokens from the KV Cache"]),
+    ("dated", "What's new about agents?", "2026-08-21", "2026-08-21", True, ["Planning Agents that Call Tools"]),
+    ("dated", "Which papers on model merging came out since Monday?", "2026-08-17", "2026-08-21", True,
+     ["Merging Fine-Tuned Models with Task Vectors"]),
+    ("dated", "Which video generation papers were listed yesterday?", "2026-08-20", "2026-08-20", True, []),
+    ("dated_none", "Which robotics papers came out on 21 August 2026?", "2026-08-21", "2026-08-21", False, []),
+    ("dated_none", "What was listed about speculative decoding in March 2026?", "2026-03-01", "2026-03-31", False, []),
+    ("dated_none", "Any papers on model merging between 10 and 12 August 2026?", "2026-08-10", "2026-08-12", False, []),
+]  # fmt: skip
+
+
+def test_the_evaluation_reads_dated_items_and_reports_range_metrics(dated_store: PaperStore, tmp_path) -> None:
+    import json
+
+    from assistant.evaluation import evaluate, format_report
+
+    # "yesterday" holds no paper: a dated item needs gold papers, so that one is written as dated_none.
+    items = [
+        {
+            "id": f"t{n:02d}",
+            "kind": kind if gold or kind == "dated_none" else "dated_none",
+            "question": question,
+            "range": {"start": start, "end": end},
+            "relative": relative,
+            "gold_titles": gold,
+        }
+        for n, (kind, question, start, end, relative, gold) in enumerate(DATED_ITEMS, start=1)
+    ]
+    path = tmp_path / "dated.jsonl"
+    path.write_text("\n".join(json.dumps(item) for item in items), encoding="utf-8")
+    report = evaluate(path, assistant=_assistant(dated_store))
+    dated, none = report.by_kind["dated"], report.by_kind["dated_none"]
+    assert dated.range_accuracy == none.range_accuracy == 1.0
+    assert dated.recall_at_k == 1.0 and dated.citation_recall == 1.0
+    assert dated.outside_range_share == 0.0
+    assert none.decline_rate == 1.0 and dated.decline_rate == 0.0
+    shown = format_report(report)
+    assert "Dated questions" in shown and "cited outside range" in shown
+
+
+def test_a_dated_item_without_a_range_is_refused(tmp_path) -> None:
+    import json
+
+    from assistant.evaluation import EvalFileError, load_items
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"id": "x", "kind": "dated", "question": "q?", "gold_titles": ["T"]}), encoding="utf-8")
+    with pytest.raises(EvalFileError, match="needs a range"):
+        load_items(path)

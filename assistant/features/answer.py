@@ -621,7 +621,9 @@ def _nothing_in_range(
 ) -> Answer:
     """An honest decline naming the range, and the nearest papers on other days; never their content."""
     topic = quoted_list(uncovered) if uncovered else f"“{' '.join(content_words(query)) or query.strip()}”"
-    elsewhere = [hit for hit in retriever.search(query, NEAREST_DAYS_SHOWN) if not days.contains(hit.paper.day)]
+    found = [hit for hit in retriever.search(query, NEAREST_DAYS_SHOWN) if not days.contains(hit.paper.day)]
+    closest = max((hit.similarity or 0.0 for hit in found), default=0.0)
+    elsewhere = [hit for hit in found if (hit.similarity or 0.0) >= closest - EVIDENCE_MARGIN]
     text = f"Nothing on {topic} was listed {between_text(days)}."
     if elsewhere:
         lines = "\n".join(f"- {hit.paper.day}: {hit.paper.title}" for hit in elsewhere)
