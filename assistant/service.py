@@ -266,8 +266,10 @@ class PaperAssistant:
             days=days,
         )
 
-    def stream_comparison(self, papers: Sequence[Paper]) -> Streamed[Comparison]:
-        return stream_comparison(papers, backend=self.backend, settings=self.settings, embedder=self.store.embedder)
+    def stream_comparison(self, papers: Sequence[Paper], *, days: DateRange | None = None) -> Streamed[Comparison]:
+        return stream_comparison(
+            papers, backend=self.backend, settings=self.settings, embedder=self.store.embedder, days=days
+        )
 
     def stream_summary(self, paper: Paper) -> Streamed[Summary]:
         return stream_summary(
@@ -300,7 +302,8 @@ class PaperAssistant:
             )
         message, cut_notice = fit_question(message.strip(), self.backend)
         notices = [cut_notice] if cut_notice else []
-        days, asked = self._dated(message, days, notices)
+        days, asked, reading = self._dated(message, days)
+        notices += reading
         turns = history_turns(history)
         resolution = self.resolve(message)
         if resolution.ambiguous:
@@ -322,7 +325,7 @@ class PaperAssistant:
 
         if wants_comparison and MIN_PAPERS <= len(named) <= MAX_PAPERS:
             sources = comparison_sources(named)
-            return self.stream_comparison(named).then(
+            return self.stream_comparison(named, days=days).then(
                 lambda comparison: _reply(
                     "comparison",
                     comparison,
@@ -347,7 +350,8 @@ class PaperAssistant:
         return self.stream_answer(asked, history, days=days).then(
             lambda answer: _reply(
                 "answer",
-                answer,
+                # The reading of a date phrase is kept with the answer, as the app shows a stored answer's notices.
+                answer.model_copy(update={"notices": [*reading, *answer.notices]}),
                 text=answer.text,
                 sources=list(answer.sources),
                 papers=papers_cited(answer.citations),
@@ -355,15 +359,15 @@ class PaperAssistant:
             )
         )
 
-    def _dated(self, message: str, days: DateRange | None, notices: list[str]) -> tuple[DateRange | None, str]:
-        """The days a message asks about (its phrase, else ``days``) and the question to retrieve with."""
+    def _dated(self, message: str, days: DateRange | None) -> tuple[DateRange | None, str, list[str]]:
+        """The days a message asks about (its phrase, else ``days``), the question to retrieve with, and
+        how the phrase was read (a notice)."""
         newest = self.retriever.newest_day()
         dated = find_days(message, newest) if newest is not None else None
         if dated is None:
-            return days, message
-        notices.append(f"{dated.reading}.")
+            return days, message, []
         # "What's new?" leaves no words: a question without a topic, which lists the days' papers.
-        return dated.days, dated.message or "Which papers?"
+        return dated.days, dated.message or "Which papers?", [f"{dated.reading}."]
 
     @staticmethod
     def _clarify(clarification: Clarification, notices: list[str]) -> Streamed[Reply]:

@@ -368,3 +368,36 @@ def test_a_dated_item_without_a_range_is_refused(tmp_path) -> None:
     path.write_text(json.dumps({"id": "x", "kind": "dated", "question": "q?", "gold_titles": ["T"]}), encoding="utf-8")
     with pytest.raises(EvalFileError, match="needs a range"):
         load_items(path)
+
+
+# --- the app's sidebar range -------------------------------------------------------------
+def test_the_chat_page_reads_the_days_chosen_in_the_sidebar(
+    dated_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("ASSISTANT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ASSISTANT_STORE_DIR", str(dated_settings.store.resolved_store_dir))
+    monkeypatch.setenv("ASSISTANT_MODEL", "fake/quote")
+    app = AppTest.from_file(str(root / "streamlit_app.py"), default_timeout=90).run()
+    app.toggle(key="days_on").set_value(True).run()
+    app.date_input(key="days_start").set_value(date(2026, 3, 1)).run()
+    app.date_input(key="days_end").set_value(date(2026, 3, 31)).run()
+    assert "1 paper listed in these days." in [caption.value for caption in app.caption]
+    app.chat_input(key="chat_input").set_value("Which paper evicts tokens from the KV cache?").run()
+    assert not app.exception, [e.value for e in app.exception]
+    import re
+
+    shown = re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in [*app.markdown, *app.caption]))
+    assert "Evicting Tokens from the KV Cache" in shown
+    assert "Read the 1 paper listed 2026-03-03 (1 day)." in shown
+    app.date_input(key="days_end").set_value(date(2026, 2, 1)).run()
+    assert any("starts after it ends" in warning.value for warning in app.warning)
+    app.chat_input(key="chat_input").set_value("What's new?").run()
+    shown = re.sub(r"\\(.)", r"\1", "\n".join(str(element.value) for element in [*app.markdown, *app.caption]))
+    assert "“What's new” read as 2026-08-21, counted from the newest day held, 2026-08-21." in shown
+    assert "Planning Agents that Call Tools" in shown
