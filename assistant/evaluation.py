@@ -111,7 +111,9 @@ class ItemResult(BaseModel):
 
     # --- dated questions ---
     days_read: DateRange | None = Field(default=None, description="The range the assistant read from the question")
-    range_correct: bool | None = Field(default=None, description="days_read is the item's range")
+    range_correct: bool | None = Field(
+        default=None, description="days_read holds the same papers as the item's range (weekends hold none)"
+    )
     cited_outside_range: int | None = Field(default=None, description="Cited papers listed outside the item's range")
 
     # --- the reply (absent when retrieval only) ---
@@ -420,12 +422,12 @@ def _evaluate_item(
         retrieval_seconds=retrieval_seconds,
     )
     if item.days is not None:
-        result = result.model_copy(
-            update={
-                "days_read": dated.days if dated else None,
-                "range_correct": dated is not None and dated.days == item.days,
-            }
+        # Right when it reads the same papers: "last week" as Monday to Sunday or to Friday holds the same days.
+        same = dated is not None and (
+            dated.days == item.days
+            or assistant.retriever.papers_by_day(dated.days) == assistant.retriever.papers_by_day(item.days)
         )
+        result = result.model_copy(update={"days_read": dated.days if dated else None, "range_correct": same})
     if retrieval_only:
         return result
 
