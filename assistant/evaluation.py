@@ -210,7 +210,8 @@ def load_items(path: Path) -> list[tuple[int, EvalItem]]:
             )
             raise EvalFileError(f"{where}: {details}") from exc
         if item.kind in DECLINING_KINDS and item.gold_titles:
-            raise EvalFileError(f"{where}: a {item.kind} item cannot have gold_titles")
+            article = "an" if item.kind[0] in "aeiou" else "a"
+            raise EvalFileError(f"{where}: {article} {item.kind} item cannot have gold_titles")
         if item.kind not in DECLINING_KINDS and not item.gold_titles:
             raise EvalFileError(f"{where}: a {item.kind} item needs at least one entry in gold_titles")
         if (item.kind in DATED_KINDS) != (item.days is not None):
