@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import ui
+from app_pages.days import date_range_control
 from assistant.app import render
 from assistant.app import session as app_session
 from assistant.conversations import ChatTurn
@@ -13,6 +14,7 @@ session = ui.current()
 conversations = session.conversations
 conversation_id = ui.active_conversation(conversations)
 history: list[ChatTurn] = conversations.load(conversation_id).turns if conversation_id else []
+days = date_range_control(session.page_sidebar, session.assistant.retriever)
 
 st.title("Chat with the papers")
 if not history:
@@ -42,7 +44,7 @@ if question:
             with slot.container():
                 asked: str = question
                 streamed = ui.stream(
-                    lambda: session.assistant.respond(asked, history),
+                    lambda: session.assistant.respond(asked, history, days=days),
                     session.assistant.waiting_message("Finding the papers and the sentences that answer"),
                 )
             reply = streamed.result.to_chat_turn()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import ui
+from app_pages.days import date_range_control
 from assistant.app import exports
 from assistant.app import session as app_session
 from assistant.features.compare import MAX_PAPERS, MIN_PAPERS, comparison_sources
@@ -16,7 +17,8 @@ SCOPE = "the comparison"
 
 session = ui.current()
 assistant = session.assistant
-papers = {paper.paper_id: paper for paper in assistant.papers()}
+days = date_range_control(session.page_sidebar, assistant.retriever)
+papers = {paper.paper_id: paper for paper in assistant.papers() if days is None or days.contains(paper.day)}
 
 st.title("Compare papers")
 preselected = st.session_state.pop(ui.COMPARE_PRESELECT, None)
@@ -52,7 +54,7 @@ if wanted:
     try:
         with slot.container():
             streamed = ui.stream(
-                lambda: assistant.stream_comparison(chosen),
+                lambda: assistant.stream_comparison(chosen, days=days),
                 assistant.waiting_message("Reading the abstracts and lining them up", prompt_tokens=700),
             )
         stored = (result_key, streamed.result, comparison_sources(chosen))

@@ -5,24 +5,26 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import ui
+from app_pages.days import date_range_control
 from assistant.app import exports, render
 from assistant.app import session as app_session
-from assistant.schema import Digest
+from assistant.schema import DateRange, Digest
 
 RESULT = "digest_result"
 
 session = ui.current()
 assistant = session.assistant
+days = date_range_control(session.page_sidebar, assistant.retriever)
 
 st.title("Digest")
 st.caption(
-    "A briefing on the whole collection: papers grouped into themes by their content, each theme named and "
-    "summed up in one paragraph that cites its papers."
+    "A briefing on the whole collection, or on the days chosen in the sidebar: papers grouped into themes by "
+    "their content, each theme named and summed up in one paragraph that cites its papers."
 )
 
 # A digest belongs to one state of the collection and one model; a re-ingest or another model asks for a new one.
-result_key = (session.store.revision(), assistant.settings.llm.model)
-stored: tuple[tuple[str, str], Digest] | None = st.session_state.get(RESULT)
+result_key = (session.store.revision(), assistant.settings.llm.model, days)
+stored: tuple[tuple[str, str, DateRange | None], Digest] | None = st.session_state.get(RESULT)
 current = stored is not None and stored[0] == result_key
 label = "Write the digest again" if current else "Write the digest"
 wanted = st.button(label, type="secondary" if current else "primary", icon=":material/summarize:")
@@ -31,7 +33,7 @@ if wanted:
     slot = st.empty()
     try:
         with slot.container():
-            streamed = ui.stream(assistant.stream_digest, "Grouping the papers into themes…")
+            streamed = ui.stream(lambda: assistant.stream_digest(days=days), "Grouping the papers into themes…")
         st.session_state[RESULT] = (result_key, streamed.result)
     except app_session.EXPECTED_ERRORS as exc:
         with slot.container():

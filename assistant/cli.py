@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="continue the conversation NAME (follow-ups are understood)",
     )
+    ask.add_argument("--since", type=_iso_date, help="read only papers listed on or after this day (YYYY-MM-DD)")
+    ask.add_argument("--until", type=_iso_date, help="read only papers listed on or before this day (YYYY-MM-DD)")
     ask.add_argument("--json", action="store_true")
 
     summarize = commands.add_parser("summarize", parents=[common], help="a one-paragraph summary of one paper")
@@ -156,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     digest = commands.add_parser(
         "digest", parents=[common], help="the collection's themes, each with a cited paragraph"
     )
+    digest_days = digest.add_mutually_exclusive_group()
+    digest_days.add_argument("--day", type=_iso_date, metavar="DAY", help="only the papers listed on DAY (YYYY-MM-DD)")
+    digest_days.add_argument(
+        "--week", type=_iso_date, metavar="DAY", help="only the papers listed in the week (Monday-Sunday) holding DAY"
+    )
+    digest.add_argument("--atom", type=text_argument, metavar="FILE", help="also write the digest as an Atom feed")
     digest.add_argument("--json", action="store_true")
     evaluation = commands.add_parser("eval", parents=[common], help="measure retrieval and answers on a JSONL set")
     evaluation.add_argument(
@@ -448,7 +456,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     conversations = ConversationStore.in_folder(settings.store.data_dir) if args.session is not None else None
     conversation = conversations.find_or_create(args.session) if conversations else None
     history = conversations.load(conversation.conversation_id).turns if conversations and conversation else []
-    reply = _assistant(settings).respond(args.question, history).result
+    from assistant.dates import days_between
+
+    days = days_between(args.since, args.until)
+    reply = _assistant(settings).respond(args.question, history, days=days).result
     if reply.kind == "clarification":
         raise InvalidInput(reply.text)
     if conversations and conversation:
@@ -517,16 +528,32 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from assistant.atom import digest_atom
+    from assistant.dates import days_between, span_text, week_of
     from assistant.features.digest import digest_markdown
 
+    days = week_of(args.week) if args.week else days_between(args.day, args.day)
     assistant = _assistant(settings)
-    digest = assistant.digest()
+    digest = assistant.digest(days=days)
+    papers = {paper.paper_id: paper for paper in assistant.papers()}
+    if args.atom:
+        try:
+            Path(args.atom).write_text(digest_atom(digest, papers, days=days), encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write the Atom feed to {args.atom}: {exc.strerror or exc}") from exc
     if args.json:
-        _print_json(digest)
+        payload = digest.model_dump(mode="json")
+        payload["days"] = days.model_dump(mode="json") if days is not None else None
+        _print_json(payload)
         return EXIT_OK
     if not digest.themes:
-        print("no papers in the collection yet: run `paper-assistant ingest --sample`", file=sys.stderr)
-    print(digest_markdown(digest, {paper.paper_id: paper.title for paper in assistant.papers()}))
+        if days is not None:
+            print(f"no paper in the collection was listed {span_text(days)}", file=sys.stderr)
+        else:
+            print("no papers in the collection yet: run `paper-assistant ingest --sample`", file=sys.stderr)
+    print(digest_markdown(digest, {paper_id: paper.title for paper_id, paper in papers.items()}))
     return EXIT_OK
 
 

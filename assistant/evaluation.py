@@ -8,6 +8,15 @@ Each line of the evaluation file is one question::
 name the papers that answer the question (none for unanswerable items); ``must_mention``
 lists terms a good answer contains. Other fields (``note``...) are ignored.
 
+Dated questions ("which papers on X came out last week?") are of kind ``dated`` (gold papers
+listed in the range) or ``dated_none`` (nothing on the topic in the range: the reply must
+decline), with the range the question means, ``"range": {"start": "YYYY-MM-DD", "end": ...}``,
+and ``"relative": true`` when the question counts from the newest day held ("last week"). They
+go through :meth:`PaperAssistant.respond`, which reads the range from the question; retrieval is
+measured as the reply retrieves (the question without its date phrase, filtered to the range it
+names). For them the report adds: whether the range read is the item's, and the share of cited
+papers listed outside the item's range (pooled over citations; the target is 0).
+
 For every item :func:`evaluate` measures
 
 * retrieval: recall@1 and recall@k of the gold papers in ``Retriever.search(question, k)``
@@ -38,19 +47,23 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from assistant.dates import find_days
 from assistant.errors import InvalidInput
 from assistant.features.summarize import SummaryCache
 from assistant.grounding import is_meta, split_units
-from assistant.schema import Answer, Comparison, Summary
+from assistant.schema import Answer, Comparison, DateRange, Summary
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
     from assistant.service import PaperAssistant
 
-Kind = Literal["lookup", "numeric", "compare", "summary", "multi", "unanswerable"]
-KINDS: tuple[str, ...] = ("lookup", "numeric", "compare", "summary", "multi", "unanswerable")
+Kind = Literal["lookup", "numeric", "compare", "summary", "multi", "unanswerable", "dated", "dated_none"]
+KINDS: tuple[str, ...] = ("lookup", "numeric", "compare", "summary", "multi", "unanswerable", "dated", "dated_none")
 # Kinds that go through respond(), the router a chat user meets; the rest are plain questions.
-ROUTED_KINDS = frozenset({"compare", "summary"})
+ROUTED_KINDS = frozenset({"compare", "summary", "dated", "dated_none"})
+DATED_KINDS = frozenset({"dated", "dated_none"})
+DECLINING_KINDS = frozenset({"unanswerable", "dated_none"})
+"""Kinds whose right reply is a decline."""
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (items done, items in all), before the first item and after each."""
@@ -63,13 +76,15 @@ class EvalFileError(InvalidInput):
 class EvalItem(BaseModel):
     """One question of the evaluation set."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     id: str = Field(min_length=1)
     kind: Kind
     question: str = Field(min_length=1)
     gold_titles: list[str] = Field(default_factory=list)
     must_mention: list[str] = Field(default_factory=list)
+    days: DateRange | None = Field(default=None, alias="range", description="The days a dated question means")
+    relative: bool = Field(default=False, description="The question counts from the newest day held")
 
 
 class RetrievedPaper(BaseModel):
@@ -93,6 +108,13 @@ class ItemResult(BaseModel):
     recall_at_k: float | None = None
     reciprocal_rank: float | None = None
     retrieval_seconds: float = 0.0
+
+    # --- dated questions ---
+    days_read: DateRange | None = Field(default=None, description="The range the assistant read from the question")
+    range_correct: bool | None = Field(
+        default=None, description="days_read holds the same papers as the item's range (weekends hold none)"
+    )
+    cited_outside_range: int | None = Field(default=None, description="Cited papers listed outside the item's range")
 
     # --- the reply (absent when retrieval only) ---
     route: str | None = Field(default=None, description="answer, refusal, comparison, summary, clarification or error")
@@ -137,6 +159,11 @@ class Metrics(BaseModel):
     seconds_per_question: float | None = None
     retrieval_ms_per_question: float | None = None
     errors: int = 0
+    range_accuracy: float | None = Field(default=None, description="Dated items whose range was read right")
+    outside_range_share: float | None = Field(
+        default=None, description="Of the papers dated replies cite, the share listed outside the item's range"
+    )
+    decline_rate: float | None = Field(default=None, description="Share of the replies that declined")
 
 
 class EvalReport(BaseModel):
@@ -182,10 +209,14 @@ def load_items(path: Path) -> list[tuple[int, EvalItem]]:
                 f"{'.'.join(str(p) for p in error['loc']) or 'record'}: {error['msg']}" for error in exc.errors()
             )
             raise EvalFileError(f"{where}: {details}") from exc
-        if item.kind == "unanswerable" and item.gold_titles:
-            raise EvalFileError(f"{where}: an unanswerable item cannot have gold_titles")
-        if item.kind != "unanswerable" and not item.gold_titles:
+        if item.kind in DECLINING_KINDS and item.gold_titles:
+            article = "an" if item.kind[0] in "aeiou" else "a"
+            raise EvalFileError(f"{where}: {article} {item.kind} item cannot have gold_titles")
+        if item.kind not in DECLINING_KINDS and not item.gold_titles:
             raise EvalFileError(f"{where}: a {item.kind} item needs at least one entry in gold_titles")
+        if (item.kind in DATED_KINDS) != (item.days is not None):
+            needs = "needs" if item.kind in DATED_KINDS else "cannot have"
+            raise EvalFileError(f'{where}: a {item.kind} item {needs} a range {{"start", "end"}}')
         if item.id in seen:
             raise EvalFileError(f"{where}: id {item.id!r} is already used on line {seen[item.id]}")
         seen[item.id] = number
@@ -241,8 +272,8 @@ def mention_coverage(text: str, must_mention: Sequence[str]) -> float | None:
 
 
 def refusal_correct(kind: str, declined: bool) -> bool:
-    """Declining is right exactly for unanswerable items."""
-    return declined == (kind == "unanswerable")
+    """Declining is right exactly for unanswerable items (and dated ones with nothing in their range)."""
+    return declined == (kind in DECLINING_KINDS)
 
 
 def claim_count(text: str) -> int:
@@ -278,13 +309,24 @@ def aggregate(results: Sequence[ItemResult]) -> Metrics:
                 "citation_recall": _mean([r.citation_recall for r in replied]),
                 "mention_coverage": _mean([r.mention_coverage for r in replied]),
                 "refusal_accuracy": _mean([float(r.refusal_correct) for r in replied if r.refusal_correct is not None]),
-                "wrong_refusals": sum(1 for r in replied if r.declined and r.kind != "unanswerable"),
-                "missed_refusals": sum(1 for r in replied if not r.declined and r.kind == "unanswerable"),
+                "wrong_refusals": sum(1 for r in replied if r.declined and r.kind not in DECLINING_KINDS),
+                "missed_refusals": sum(1 for r in replied if not r.declined and r.kind in DECLINING_KINDS),
                 "unsupported_share": sum(len(r.unsupported) for r in judged) / claims if claims else None,
                 "fallback_rate": _mean([float(r.fallback) for r in replied if not r.declined]),
                 "prompt_tokens_per_question": _mean([float(r.prompt_tokens) for r in replied]),
                 "completion_tokens_per_question": _mean([float(r.completion_tokens) for r in replied]),
                 "seconds_per_question": _mean([r.seconds for r in replied]),
+                "decline_rate": _mean([float(bool(r.declined)) for r in replied]),
+            }
+        )
+    dated = [r for r in results if r.range_correct is not None]
+    if dated:
+        cited = sum(len(r.cited_ids) for r in dated if r.cited_outside_range is not None)
+        outside = sum(r.cited_outside_range or 0 for r in dated)
+        metrics = metrics.model_copy(
+            update={
+                "range_accuracy": _mean([float(bool(r.range_correct)) for r in dated]),
+                "outside_range_share": outside / cited if cited else (0.0 if replied else None),
             }
         )
     return metrics
@@ -357,7 +399,12 @@ def _evaluate_item(
     retrieval_only: bool,
 ) -> ItemResult:
     started = time.perf_counter()
-    hits = assistant.retriever.search(item.question, k)
+    dated = None
+    if item.kind in DATED_KINDS:
+        newest = assistant.retriever.newest_day()
+        dated = find_days(item.question, newest) if newest is not None else None
+    query = dated.message if dated is not None and dated.message else item.question
+    hits = assistant.retriever.search(query, k, days=dated.days if dated else None)
     retrieval_seconds = time.perf_counter() - started
     ranked = [hit.paper.paper_id for hit in hits]
     gold = set(gold_ids)
@@ -375,6 +422,13 @@ def _evaluate_item(
         reciprocal_rank=reciprocal_rank(ranked, gold_ids),
         retrieval_seconds=retrieval_seconds,
     )
+    if item.days is not None:
+        # Right when it reads the same papers: "last week" as Monday to Sunday or to Friday holds the same days.
+        same = dated is not None and (
+            dated.days == item.days
+            or assistant.retriever.papers_by_day(dated.days) == assistant.retriever.papers_by_day(item.days)
+        )
+        result = result.model_copy(update={"days_read": dated.days if dated else None, "range_correct": same})
     if retrieval_only:
         return result
 
@@ -386,6 +440,10 @@ def _evaluate_item(
             update={"route": "error", "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started}
         )
     seconds = time.perf_counter() - started
+    if item.days is not None:
+        papers = assistant.store.get_papers(cited)
+        outside = sum(1 for pid in cited if pid in papers and not item.days.contains(papers[pid].day))
+        result = result.model_copy(update={"cited_outside_range": outside})
     claims = fields["claims"]
     missing = missing_mentions(text, item.must_mention)
     return result.model_copy(
@@ -567,6 +625,20 @@ def format_report(report: EvalReport) -> str:
             f"refusals: {report.overall.wrong_refusals} answerable question(s) declined, "
             f"{report.overall.missed_refusals} unanswerable question(s) answered",
         ]  # fmt: skip
+    dated_groups = [(name, m) for name, m in report.by_kind.items() if name in DATED_KINDS]
+    if dated_groups:
+        parts += [
+            "",
+            "Dated questions",
+            _table(
+                ["kind", "n", "range read right", f"recall@{k}", "cite rec", "cited outside range", "declined"],
+                [
+                    [name, str(m.items), _cell(m.range_accuracy), _cell(m.recall_at_k), _cell(m.citation_recall),
+                     _cell(m.outside_range_share), _cell(m.decline_rate)]
+                    for name, m in dated_groups
+                ],
+            ),
+        ]  # fmt: skip
     shortfalls = [line for result in report.items for line in _shortfalls(result, k)]
     if shortfalls:
         parts += ["", "Items that fell short", *shortfalls]
@@ -586,6 +658,11 @@ def _shortfalls(result: ItemResult, k: int) -> list[str]:
         problems.append(f"cites non-gold papers (precision {result.citation_precision:.2f})")
     if result.citation_recall is not None and result.citation_recall < 1 and not result.declined:
         problems.append(f"citation recall {result.citation_recall:.2f}")
+    if result.range_correct is False:
+        read = f"{result.days_read.start} to {result.days_read.end}" if result.days_read else "no date"
+        problems.append(f"range read as {read}")
+    if result.cited_outside_range:
+        problems.append(f"cites {result.cited_outside_range} paper(s) listed outside the range")
     if result.missing_mentions:
         problems.append("missing " + ", ".join(repr(term) for term in result.missing_mentions))
     if result.unsupported:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from assistant.budget import fit_question
 from assistant.citations import papers_cited
 from assistant.conversations import ChatTurn
+from assistant.dates import find_days
 from assistant.errors import CANDIDATES_SHOWN, AmbiguousPaper, InvalidInput, PaperNotFound
 from assistant.features.answer import stream_answer
 from assistant.features.compare import (
@@ -35,7 +36,20 @@ from assistant.followups import history_turns, referenced_papers
 from assistant.llm import LLMBackend, SpeedLog, build_backend, local_model
 from assistant.resolve import Resolution, resolve_one, resolve_papers
 from assistant.retrieval import Retriever
-from assistant.schema import Answer, Citation, Comparison, Digest, Hit, Message, Paper, PaperRef, Source, Summary, Usage
+from assistant.schema import (
+    Answer,
+    Citation,
+    Comparison,
+    DateRange,
+    Digest,
+    Hit,
+    Message,
+    Paper,
+    PaperRef,
+    Source,
+    Summary,
+    Usage,
+)
 from assistant.settings import Settings
 from assistant.store import PaperStore
 from assistant.streaming import Streamed
@@ -222,8 +236,10 @@ class PaperAssistant:
         return [found[paper_id] for paper_id in ids if paper_id in found]
 
     # --- features, whole or streamed ------------------------------------------------------
-    def answer(self, question: str, history: Sequence[ChatTurn | Message] = ()) -> Answer:
-        return self.stream_answer(question, history).result
+    def answer(
+        self, question: str, history: Sequence[ChatTurn | Message] = (), *, days: DateRange | None = None
+    ) -> Answer:
+        return self.stream_answer(question, history, days=days).result
 
     def compare(self, names_or_ids: Sequence[str]) -> Comparison:
         if not MIN_PAPERS <= len(names_or_ids) <= MAX_PAPERS:
@@ -233,10 +249,12 @@ class PaperAssistant:
     def summarize(self, name_or_id: str) -> Summary:
         return self.stream_summary(self.paper(name_or_id)).result
 
-    def digest(self) -> Digest:
-        return self.stream_digest().result
+    def digest(self, *, days: DateRange | None = None) -> Digest:
+        return self.stream_digest(days=days).result
 
-    def stream_answer(self, question: str, history: Sequence[ChatTurn | Message] = ()) -> Streamed[Answer]:
+    def stream_answer(
+        self, question: str, history: Sequence[ChatTurn | Message] = (), *, days: DateRange | None = None
+    ) -> Streamed[Answer]:
         return stream_answer(
             question,
             history,
@@ -245,18 +263,21 @@ class PaperAssistant:
             settings=self.settings,
             papers_in_reach=self.papers_in_reach(history),
             catalog=self.papers(),
+            days=days,
         )
 
-    def stream_comparison(self, papers: Sequence[Paper]) -> Streamed[Comparison]:
-        return stream_comparison(papers, backend=self.backend, settings=self.settings, embedder=self.store.embedder)
+    def stream_comparison(self, papers: Sequence[Paper], *, days: DateRange | None = None) -> Streamed[Comparison]:
+        return stream_comparison(
+            papers, backend=self.backend, settings=self.settings, embedder=self.store.embedder, days=days
+        )
 
     def stream_summary(self, paper: Paper) -> Streamed[Summary]:
         return stream_summary(
             paper, backend=self.backend, settings=self.settings, embedder=self.store.embedder, cache=self.summary_cache
         )
 
-    def stream_digest(self) -> Streamed[Digest]:
-        return stream_digest(store=self.store, backend=self.backend, settings=self.settings)
+    def stream_digest(self, *, days: DateRange | None = None) -> Streamed[Digest]:
+        return stream_digest(store=self.store, backend=self.backend, settings=self.settings, days=days)
 
     def waiting_message(self, task: str, *, prompt_tokens: int = TYPICAL_PROMPT_TOKENS) -> str:
         """What the app says while a local model reads: ``task``, and how long reading takes here when measured."""
@@ -267,14 +288,22 @@ class PaperAssistant:
         return f"{task}: the local model reads them first (about {prompt_tokens / speed.read_tokens_per_s:.0f} s here)…"
 
     # --- chat ---------------------------------------------------------------------------
-    def respond(self, message: str, history: Sequence[ChatTurn | Message] = ()) -> Streamed[Reply]:
-        """Route one chat message and start the reply: iterate it to stream the text, then read its ``result``."""
+    def respond(
+        self, message: str, history: Sequence[ChatTurn | Message] = (), *, days: DateRange | None = None
+    ) -> Streamed[Reply]:
+        """Route one chat message and start the reply: iterate it to stream the text, then read its ``result``.
+
+        ``days``: a range chosen beside the message (``ask --since/--until``, the API's
+        ``date_range``, the app's sidebar); a date phrase in the message ("last week") wins over it.
+        """
         if not message.strip():
             raise InvalidInput(
                 "The message is empty: ask something about the papers, e.g. “Which papers are about code generation?”"
             )
         message, cut_notice = fit_question(message.strip(), self.backend)
         notices = [cut_notice] if cut_notice else []
+        days, asked, reading = self._dated(message, days)
+        notices += reading
         turns = history_turns(history)
         resolution = self.resolve(message)
         if resolution.ambiguous:
@@ -296,7 +325,7 @@ class PaperAssistant:
 
         if wants_comparison and MIN_PAPERS <= len(named) <= MAX_PAPERS:
             sources = comparison_sources(named)
-            return self.stream_comparison(named).then(
+            return self.stream_comparison(named, days=days).then(
                 lambda comparison: _reply(
                     "comparison",
                     comparison,
@@ -318,16 +347,27 @@ class PaperAssistant:
                     notices=notices,
                 )
             )
-        return self.stream_answer(message, history).then(
+        return self.stream_answer(asked, history, days=days).then(
             lambda answer: _reply(
                 "answer",
-                answer,
+                # The reading of a date phrase is kept with the answer, as the app shows a stored answer's notices.
+                answer.model_copy(update={"notices": [*reading, *answer.notices]}),
                 text=answer.text,
                 sources=list(answer.sources),
                 papers=papers_cited(answer.citations),
                 notices=notices,
             )
         )
+
+    def _dated(self, message: str, days: DateRange | None) -> tuple[DateRange | None, str, list[str]]:
+        """The days a message asks about (its phrase, else ``days``), the question to retrieve with, and
+        how the phrase was read (a notice)."""
+        newest = self.retriever.newest_day()
+        dated = find_days(message, newest) if newest is not None else None
+        if dated is None:
+            return days, message, []
+        # "What's new?" leaves no words: a question without a topic, which lists the days' papers.
+        return dated.days, dated.message or "Which papers?", [f"{dated.reading}."]
 
     @staticmethod
     def _clarify(clarification: Clarification, notices: list[str]) -> Streamed[Reply]:

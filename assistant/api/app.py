@@ -60,8 +60,8 @@ from assistant.conversations import ChatTurn
 from assistant.errors import AssistantError, InvalidInput, describe
 from assistant.redaction import redact_secrets
 from assistant.retrieval import Retriever
+from assistant.schema import DateRange, PaperList, SearchResults
 from assistant.schema import Message as ChatMessage
-from assistant.schema import PaperList, SearchResults
 from assistant.service import Reply
 from assistant.settings import Settings
 from assistant.store import PaperStore
@@ -324,13 +324,15 @@ def create_app(
         app.add_exception_handler(family, _known_failure)
 
     # --- reply runs -----------------------------------------------------------------------
-    def start_run(key: str, question: str, history: list[ChatTurn | ChatMessage]) -> ReplyRun:
+    def start_run(
+        key: str, question: str, history: list[ChatTurn | ChatMessage], days: DateRange | None = None
+    ) -> ReplyRun:
         run = ReplyRun(asyncio.get_running_loop())
         runs.add(run)
 
         def work() -> None:
             try:
-                run.produce(lambda: assistants.get(key).respond(question, history))
+                run.produce(lambda: assistants.get(key).respond(question, history, days=days))
             finally:
                 runs.discard(run)
 
@@ -370,7 +372,7 @@ def create_app(
         """OpenAI's chat completions, whole or streamed; the reply cites the papers as [n]."""
         key = assistants.check(body.model)
         question, history = conversation(body.messages, memory)
-        run = start_run(key, question, history)
+        run = start_run(key, question, history, body.date_range.days if body.date_range else None)
         completion_id, created = _completion_id(), int(time.time())
         if body.stream:
             # Headers and a first comment at once: a client (or a proxy) that sees nothing for the

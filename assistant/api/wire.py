@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any, Literal
 
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from assistant.errors import LLMError, describe
 from assistant.redaction import redact_secrets
-from assistant.schema import Comparison
+from assistant.schema import Comparison, DateRange
 from assistant.service import Reply
 
 MODEL_ID = "paper-assistant"
@@ -111,6 +112,26 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class DateRangeIn(BaseModel):
+    """Days to read (``Paper.day``: the day a paper was listed), inclusive; either end may be left out."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: date | None = Field(default=None, description="First day (YYYY-MM-DD); none: from the first day held")
+    end: date | None = Field(default=None, description="Last day (YYYY-MM-DD); none: to the newest day held")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRangeIn:
+        if self.start is None and self.end is None:
+            raise ValueError("give start, end or both (YYYY-MM-DD)")
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"the range starts after it ends: {self.start} is after {self.end}")
+        return self
+
+    @property
+    def days(self) -> DateRange:
+        return DateRange(start=self.start or date.min, end=self.end or date.max)
+
+
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat request; sampling options are accepted and left to the assistant's settings."""
 
@@ -126,6 +147,10 @@ class ChatCompletionRequest(BaseModel):
         default=False,
         description="Streamed only: send the model's words as it writes them, before the support check; the last "
         "chunk's final_text is then the checked reply, also appended to the content when it differs",
+    )
+    date_range: DateRangeIn | None = Field(
+        default=None,
+        description="Read only papers listed in these days; a date phrase in the question ('last week') wins over it",
     )
 
 

@@ -35,11 +35,13 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Generator, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from assistant.budget import context_budget, fit_question, pack_context
 from assistant.citations import insert, markers_to_sentence_ends, name_paper_markers, validate
 from assistant.conversations import ChatTurn
-from assistant.coverage import quoted_list, uncovered_notice, uncovered_words
+from assistant.coverage import content_words, quoted_list, uncovered_notice, uncovered_words
+from assistant.dates import between_text, span_text
 from assistant.embeddings import EmbedFunction
 from assistant.errors import InvalidInput
 from assistant.evidence import Evidence, asks_for_a_quantity, gather
@@ -60,8 +62,8 @@ from assistant.instructions import instructions_notice, without_instructions
 from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
 from assistant.resolve import resolve_papers
-from assistant.retrieval import Retriever
-from assistant.schema import Answer, Citation, Hit, Message, Paper, Source, Usage
+from assistant.retrieval import Retriever, bm25_tokens
+from assistant.schema import Answer, Citation, DateRange, Hit, Message, Paper, Source, Usage
 from assistant.settings import Settings
 from assistant.streaming import Streamed
 from assistant.text import key_stems, names_in, numbers_in, title_head, tokenize, word_count
@@ -202,14 +204,20 @@ def _plan(
     settings: Settings,
     papers_in_reach: Sequence[Paper],
     catalog: Sequence[Paper] | None,
+    days: DateRange | None = None,
 ) -> _Plan | Answer:
     """Retrieve, choose the papers and their sentences, and render the prompt; or an Answer already, when
-    the model must not be asked."""
+    the model must not be asked. ``days``: only papers of those days are read (a dated question)."""
     notices: list[str] = []
     usage = Usage()
     question, cut_notice = fit_question(question, backend)
     if cut_notice:
         notices.append(cut_notice)
+    if days is not None:
+        held = retriever.papers_by_day(days)
+        if not held or not bm25_tokens(question):
+            return _days_listing(question, days, held, retriever=retriever, notices=notices)
+        notices.append(days_read_notice(held))
 
     follow_up = referenced_papers(question, history, papers_in_reach, retriever.store.get_papers)
     query = question
@@ -223,9 +231,13 @@ def _plan(
         titles = "; ".join(candidate.title for candidate in mention.candidates)
         notices.append(f"'{mention.mention}' could mean several papers ({titles}); name one to be sure it is used.")
     forced = _ordered_unique([*(follow_up.papers if follow_up else []), *resolution.matched])
+    if days is not None:
+        forced = _in_range(forced, days, notices)
 
-    hits = retriever.search(query, settings.answer.top_k)
+    hits = retriever.search(query, settings.answer.top_k, days=days)
     best = max((hit.similarity or 0.0 for hit in hits), default=0.0)
+    if days is not None and not forced and best < settings.answer.min_relevance:
+        return _nothing_in_range(question, query, days, [], retriever=retriever, notices=notices, usage=usage)
     if not forced and best < settings.answer.min_relevance:
         return refusal(
             question,
@@ -243,12 +255,16 @@ def _plan(
     # a sentence that does. Named papers are always asked about; of them, a name no abstract has is
     # still said to be missing ("What success rate does Synapse achieve on WebArena?"), a plain
     # word is how to answer ("Explain aTLAS to a zoologist").
-    uncovered = uncovered_words(query, retriever.vocabulary(), embedder)
+    uncovered = uncovered_words(query, retriever.vocabulary(days), embedder)
     if forced:
         names = names_in(query)
         uncovered = [word for word in uncovered if any(token.unit in names for token in tokenize(word))]
     top_sentence = max((item.relevance for item in evidence), default=0.0)
     if uncovered and not forced and best < settings.answer.min_relevance_uncovered and top_sentence < SENTENCE_ANSWERS:
+        if days is not None:
+            return _nothing_in_range(
+                question, query, days, uncovered, retriever=retriever, notices=notices, usage=usage
+            )
         return refusal(
             question,
             hits,
@@ -483,6 +499,7 @@ def _answer_steps(
     settings: Settings,
     papers_in_reach: Sequence[Paper],
     catalog: Sequence[Paper] | None,
+    days: DateRange | None = None,
 ) -> Generator[str, None, Answer]:
     planned = _plan(
         question,
@@ -492,6 +509,7 @@ def _answer_steps(
         settings=settings,
         papers_in_reach=papers_in_reach,
         catalog=catalog,
+        days=days,
     )
     if isinstance(planned, Answer):
         yield planned.text
@@ -517,12 +535,15 @@ def stream_answer(
     settings: Settings,
     papers_in_reach: Sequence[Paper] = (),
     catalog: Sequence[Paper] | None = None,
+    days: DateRange | None = None,
 ) -> Streamed[Answer]:
     """Answer ``question`` from the collection with citations ``[n]`` to numbered sources, as it is written.
 
     ``history`` lets follow-ups ("what about its results?") be understood; ``papers_in_reach``
     are papers the conversation discussed, kept available to follow-ups; ``catalog`` is the
-    collection's papers for name resolution (read from the store when omitted).
+    collection's papers for name resolution (read from the store when omitted). ``days``: read
+    only the papers of those days (``question`` without its date phrase); a range with nothing on
+    the question declines naming it, and one without a topic lists its papers.
     """
     if not question.strip():
         raise InvalidInput("The question is empty: type what you would like to know about the papers.")
@@ -535,5 +556,76 @@ def stream_answer(
             settings=settings,
             papers_in_reach=papers_in_reach,
             catalog=catalog,
+            days=days,
         )
     )
+
+
+# --- dated questions ("which papers on X came out last week?") ----------------------------
+
+LISTED_SHOWN = 40
+"""Papers a topic-less dated question ("what's new?") lists by title; a day holds 15 at the median, 50 at most."""
+NEAREST_DAYS_SHOWN = 3
+
+
+def days_read_notice(held: dict[date, int]) -> str:
+    """ "Read the 84 papers listed 2024-12-02 to 2024-12-06.": which days were read, and how many papers they hold."""
+    count = sum(held.values())
+    first, last = min(held), max(held)
+    span = span_text(DateRange(start=first, end=last))
+    return f"Read the {count} paper{'s' if count != 1 else ''} listed {span} ({len(held)} day{'s' if len(held) != 1 else ''})."
+
+
+def _days_listing(
+    question: str, days: DateRange, held: dict[date, int], *, retriever: Retriever, notices: list[str]
+) -> Answer:
+    """A range with no papers says so; a dated question without a topic ("what's new?") lists the range's papers."""
+    if not held:
+        newest = retriever.newest_day()
+        where = f" (the newest day held is {newest.isoformat()})" if newest else ""
+        return Answer(
+            question=question,
+            text=f"The collection holds no paper listed {span_text(days)}{where}.",
+            refused=True,
+            notices=notices,
+        )
+    ids = retriever.paper_ids_in(days)
+    papers = retriever.store.get_papers(ids[:LISTED_SHOWN])
+    shown = [papers[pid] for pid in ids[:LISTED_SHOWN] if pid in papers]
+    sources = [Source.of(n, paper, without_instructions(paper.abstract)) for n, paper in enumerate(shown, 1)]
+    lines = [f"- {source.title} ({papers[source.paper_id].day}) [{source.n}]" for source in sources]
+    more = f"\n\n…and {len(ids) - len(shown)} more." if len(ids) > len(shown) else ""
+    head = f"The {len(ids)} paper{'s' if len(ids) != 1 else ''} listed {span_text(DateRange(start=min(held), end=max(held)))}:"
+    text, citations = validate(head + "\n\n" + "\n".join(lines) + more, sources)
+    return Answer(question=question, text=text, sources=sources, citations=citations, notices=notices)
+
+
+def _in_range(papers: Sequence[Paper], days: DateRange, notices: list[str]) -> list[Paper]:
+    """The named papers of the days asked; one named but listed on another day is said to be left out."""
+    for paper in papers:
+        if not days.contains(paper.day):
+            listed = f"listed {paper.day.isoformat()}" if paper.day else "of no known day"
+            notices.append(f"“{paper.title}” is {listed}, outside the days asked, so it was not read.")
+    return [paper for paper in papers if days.contains(paper.day)]
+
+
+def _nothing_in_range(
+    question: str,
+    query: str,
+    days: DateRange,
+    uncovered: Sequence[str],
+    *,
+    retriever: Retriever,
+    notices: Sequence[str],
+    usage: Usage,
+) -> Answer:
+    """An honest decline naming the range, and the nearest papers on other days; never their content."""
+    topic = quoted_list(uncovered) if uncovered else f"“{' '.join(content_words(query)) or query.strip()}”"
+    found = [hit for hit in retriever.search(query, NEAREST_DAYS_SHOWN) if not days.contains(hit.paper.day)]
+    closest = max((hit.similarity or 0.0 for hit in found), default=0.0)
+    elsewhere = [hit for hit in found if (hit.similarity or 0.0) >= closest - EVIDENCE_MARGIN]
+    text = f"Nothing on {topic} was listed {between_text(days)}."
+    if elsewhere:
+        lines = "\n".join(f"- {hit.paper.day}: {hit.paper.title}" for hit in elsewhere)
+        text += f" The nearest papers on other days:\n{lines}"
+    return Answer(question=question, text=text, refused=True, notices=list(notices), usage=usage)

@@ -31,7 +31,7 @@ from assistant.grounding import check_support, declined, grounded_sentences, scr
 from assistant.instructions import instructions_notice, without_instructions
 from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
-from assistant.schema import Comparison, ComparisonAspect, Paper, PaperRef, Source, Usage
+from assistant.schema import Comparison, ComparisonAspect, DateRange, Paper, PaperRef, Source, Usage
 from assistant.settings import Settings
 from assistant.streaming import Streamed
 from assistant.text import RESEARCH_WORDS, STOPWORDS, TITLE_HEAD_WORDS, split_sentences, title_head
@@ -334,11 +334,27 @@ def _comparison_steps(
 
 
 def stream_comparison(
-    papers: Sequence[Paper], *, backend: LLMBackend, settings: Settings, embedder: EmbedFunction
+    papers: Sequence[Paper],
+    *,
+    backend: LLMBackend,
+    settings: Settings,
+    embedder: EmbedFunction,
+    days: DateRange | None = None,
 ) -> Streamed[Comparison]:
     """Compare 2-4 papers on problem, approach, data/benchmarks, key results and limitations.
 
-    The table arrives as one piece, then the narrative as the model writes it.
+    The table arrives as one piece, then the narrative as the model writes it. ``days``: the days the
+    user asked about; papers named but listed on other days are still compared, and the reply says so.
     """
     check_paper_count(papers)
-    return Streamed(_comparison_steps(list(papers), backend=backend, settings=settings, embedder=embedder))
+    steps = _comparison_steps(list(papers), backend=backend, settings=settings, embedder=embedder)
+    if days is None:
+        return Streamed(steps)
+    outside = [
+        f"“{paper.title}” is listed {paper.day.isoformat() if paper.day else 'on no known day'}, outside the days asked."
+        for paper in papers
+        if not days.contains(paper.day)
+    ]
+    return Streamed(steps).then(
+        lambda comparison: comparison.model_copy(update={"notices": [*outside, *comparison.notices]})
+    )

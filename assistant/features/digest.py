@@ -21,9 +21,9 @@ from assistant.grounding import grounded_sentences, strip_echoed_prompt
 from assistant.instructions import without_instructions
 from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
-from assistant.schema import Digest, Paper, Source, Theme, Usage
+from assistant.schema import DateRange, Digest, Paper, Source, Theme, Usage, paper_id_of
 from assistant.settings import Settings
-from assistant.store import PaperStore
+from assistant.store import PaperStore, date_filter
 from assistant.streaming import Streamed
 from assistant.text import split_sentences
 from assistant.themes import cluster_papers, theme_keywords
@@ -134,8 +134,22 @@ def _theme_steps(
     return theme, naming.usage + writing.usage, writing.model
 
 
-def _digest_steps(store: PaperStore, backend: LLMBackend, settings: Settings) -> Generator[str, None, Digest]:
-    vectors = store.paper_vectors()
+def papers_of_days(store: PaperStore, days: DateRange) -> list[str]:
+    """The ids of the papers whose day (``Paper.day``) lies in ``days``."""
+    where = {"$and": [*date_filter(days=days)["$and"], {"chunk_index": 0}]}  # type: ignore[index]
+    return sorted({paper_id_of(chunk_id) for chunk_id in store.chunk_ids_where(where)})
+
+
+def _digest_steps(
+    store: PaperStore, backend: LLMBackend, settings: Settings, days: DateRange | None
+) -> Generator[str, None, Digest]:
+    if days is not None:
+        ids = papers_of_days(store, days)
+        if not ids:
+            return Digest(themes=[], model=backend.model)
+        vectors = store.paper_vectors(ids)
+    else:
+        vectors = store.paper_vectors()
     clusters = cluster_papers(vectors)
     papers_by_id = store.get_papers(list(vectors))
     keywords = theme_keywords(list(papers_by_id.values()), clusters, n=4)
@@ -154,9 +168,10 @@ def _digest_steps(store: PaperStore, backend: LLMBackend, settings: Settings) ->
     return Digest(themes=themes, model=answered_by, usage=usage)
 
 
-def stream_digest(*, store: PaperStore, backend: LLMBackend, settings: Settings) -> Streamed[Digest]:
-    """The collection grouped into named themes, each with one cited, support-checked paragraph.
-
-    Each theme's heading and paragraph can be shown as they are written.
+def stream_digest(
+    *, store: PaperStore, backend: LLMBackend, settings: Settings, days: DateRange | None = None
+) -> Streamed[Digest]:
+    """The collection (or the papers of ``days``) grouped into named themes, each with one cited,
+    support-checked paragraph. Each theme's heading and paragraph can be shown as they are written.
     """
-    return Streamed(_digest_steps(store, backend, settings))
+    return Streamed(_digest_steps(store, backend, settings, days))
