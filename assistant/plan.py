@@ -111,8 +111,10 @@ _ASKS_FOR_PAPERS = re.compile(
     r"(?:papers|works|methods|approaches|studies|articles|techniques|models)\b|\bpapers\s+(?:that|which|about|on)\b",
     re.IGNORECASE,
 )
+_AUXILIARY = r"(?:does|do|did|is|are|was|were|can|could|has|have)"
 _ASKS_FOR_ONE_PAPER = re.compile(
-    rf"\b(?:which|what)\s+(?:[\w'-]+\s+){{0,3}}?{_PAPER_NOUN}\b(?!s)"
+    # "what accuracy does a model reach" asks for a figure: a verb between "what" and the noun ends the phrase
+    rf"\b(?:which|what)\s+(?:(?!{_AUXILIARY}\b)[\w'-]+\s+){{0,3}}?{_PAPER_NOUN}\b(?!s)"
     r"|\bis there (?:a |any )?(?:paper|work|study|method)\b(?!s)",
     re.IGNORECASE,
 )

@@ -30,6 +30,7 @@ ZIP_FIT = Paper(
         ("Which state-of-the-art works compress prompts?", Shape.PAPERS),
         ("How does aTLAS combine task vectors?", Shape.EXPLANATION),
         ("How much faster does ZIP-FIT reach its lowest loss?", Shape.FIGURE),
+        ("What accuracy does a model trained on selected data reach?", Shape.FIGURE),
         # Misjudged by the old per-feature patterns: "one of these papers" asks for one paper.
         ("Which one of these papers uses LoRA?", Shape.ONE_PAPER),
     ],
