@@ -11,7 +11,9 @@ skipped) and counts, by their syntax tree:
 - unnamed cutoffs: comparisons with a literal number other than 0 and 1 inside functions;
 - settings: numeric fields of ``AnswerSettings`` (cutoffs that moved to ``Settings``, with their
   calibration in ``benchmarks/calibrate.py``), counted apart;
-- word lists: module-level sets, frozensets, tuples, lists or dicts of three or more string literals.
+- word lists: module-level sets, frozensets, tuples or lists of three or more string literals, and
+  module-level pattern fragments that are an alternation of three or more words
+  (``_PAPER_NOUN = r"(?:paper|work|method...)"``).
 """
 
 from __future__ import annotations
@@ -54,13 +56,12 @@ def _number(node: ast.AST) -> bool:
 
 
 def _strings(node: ast.AST) -> int:
-    if isinstance(node, ast.Call) and node.args:  # frozenset({...}), frozenset("... ".split())
-        return _strings(node.args[0])
-    items: list[ast.expr] = []
-    if isinstance(node, ast.Set | ast.Tuple | ast.List):
-        items = list(node.elts)
-    elif isinstance(node, ast.Dict):
-        items = [key for key in node.keys if key is not None]
+    if isinstance(node, ast.Call):  # frozenset({...}); not re.compile(...), counted as a regular expression
+        named = isinstance(node.func, ast.Name) and node.func.id in ("frozenset", "set", "tuple", "list")
+        return _strings(node.args[0]) if named and node.args else 0
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):  # a pattern fragment: words | words
+        return node.value.count("|") + 1 if node.value.count("|") >= 2 else 0
+    items = list(node.elts) if isinstance(node, ast.Set | ast.Tuple | ast.List) else []
     return sum(isinstance(item, ast.Constant) and isinstance(item.value, str) for item in items)
 
 
