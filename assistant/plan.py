@@ -274,8 +274,7 @@ def plan_message(
         planner=planner.name,
     )
     plan = routed_by_papers(plan, compared)
-    if plan.route is not Route.ANSWER:
-        return plan
+    # Found whatever the route: ``PaperAssistant.answer`` answers any message as a question.
     uncovered = uncovered_words(message, retriever.vocabulary(), retriever.store.embedder)
     if plan.papers:
         # Named papers are always asked about; of them, a name no abstract has is still said to be

@@ -91,7 +91,8 @@ def measure(assistant: PaperAssistant, item: dict[str, object]) -> Measured:
     papers = list({hit.paper.paper_id: hit.paper for hit in [*hits]}.values())
     evidence = gather(plan.message, papers, assistant.store.embedder, figures=plan.shape is Shape.FIGURE)
     top_sentence = max((e.relevance for e in evidence), default=0.0)
-    gold = {str(title).casefold() for title in item.get("gold_titles", [])}  # type: ignore[union-attr]
+    titles = item.get("gold_titles")
+    gold = {str(title).casefold() for title in titles} if isinstance(titles, list) else set()
     gold_evidence = [e for e in evidence if e.paper.title.casefold() in gold]
     gaps = [top_sentence - e.relevance for e in gold_evidence]
     shares = [
