@@ -10,7 +10,7 @@ A range names every source in it (``[1-3]`` is 1, 2 and 3) unless it is longer t
 
 :func:`settle` decides which markers a sentence keeps once the support check has said
 which sources ground it on their own; it is pure, the check itself lives in
-:mod:`assistant.grounding`.
+:mod:`assistant.settling`.
 """
 
 from __future__ import annotations

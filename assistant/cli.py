@@ -475,6 +475,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
                 "citations": [c.model_dump() for c in reply.citations],
                 "unsupported": reply.unsupported,
                 "refused": reply.refused,
+                "outcome": reply.outcome.value,
+                "reason": reply.reason.value,
                 "notices": reply.notices,
                 "sources": [s.model_dump(exclude={"text"}) for s in reply.sources],
                 "model": reply.model,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -249,3 +251,42 @@ def build_embedder(settings: Settings) -> Embedder:
                 )
             _shared_embedders[key] = embedder
         return _shared_embedders[key]
+
+
+# --- source sentences, remembered per embedder ------------------------------------------------------
+def _embed(embedder: EmbedFunction, texts: Sequence[str]) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 1), dtype=np.float32)
+    vectors = np.asarray(embedder(list(texts)), dtype=np.float32)
+    return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+
+
+SOURCE_CACHE_SIZE = 20_000
+"""Source sentences remembered per embedder: a conversation keeps citing the same abstracts."""
+_source_vectors: weakref.WeakKeyDictionary[object, OrderedDict[str, np.ndarray]] = weakref.WeakKeyDictionary()
+_source_lock = threading.Lock()
+
+
+def embed_with_cache(embedder: EmbedFunction, fresh: Sequence[str], sources: Sequence[str]) -> np.ndarray:
+    """Vectors of ``fresh`` then ``sources`` in at most one embedder call.
+
+    Source sentences are remembered per embedder, so a conversation citing the same abstracts embeds
+    only its new sentences; a fresh text equal to a remembered one (a copied sentence) is reused too.
+    """
+    try:
+        with _source_lock:
+            cache = _source_vectors.setdefault(embedder, OrderedDict())
+    except TypeError:  # an embedder that cannot be weakly referenced is not cached
+        cache = OrderedDict()
+    wanted = list(dict.fromkeys([*fresh, *sources]))
+    with _source_lock:
+        known = {text: cache[text] for text in wanted if text in cache}
+    missing = [text for text in wanted if text not in known]
+    known.update(zip(missing, _embed(embedder, missing), strict=True))
+    with _source_lock:
+        for text in dict.fromkeys(sources):
+            cache[text] = known[text]
+            cache.move_to_end(text)
+        while len(cache) > SOURCE_CACHE_SIZE:
+            cache.popitem(last=False)
+    return np.asarray([known[text] for text in [*fresh, *sources]], dtype=np.float32)

@@ -50,9 +50,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from assistant.dates import find_days
 from assistant.errors import InvalidInput
 from assistant.features.summarize import SummaryCache
-from assistant.grounding import is_meta, split_units
 from assistant.schema import Answer, Comparison, DateRange, Summary
 from assistant.settings import Settings
+from assistant.support import is_meta, split_units
 
 if TYPE_CHECKING:
     from assistant.service import PaperAssistant
@@ -130,6 +130,8 @@ class ItemResult(BaseModel):
     unsupported: list[str] = Field(default_factory=list)
     unsupported_share: float | None = None
     fallback: bool = Field(default=False, description="The model's text was replaced by source sentences")
+    outcome: str | None = Field(default=None, description="What the user got (assistant.outcomes.Outcome)")
+    reason: str | None = Field(default=None, description="Why, as a code (assistant.outcomes.Reason)")
     notices: list[str] = Field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -377,12 +379,12 @@ def _run_reply(assistant: PaperAssistant, item: EvalItem) -> tuple[dict[str, Any
     """The reply a user would get: (fields, full text shown, cited paper ids in citation order)."""
     if item.kind in ROUTED_KINDS:
         reply = assistant.respond(item.question).result
-        fields = _reply_fields(reply.result, reply.kind)
+        fields = _reply_fields(reply.result, reply.kind) | {"outcome": reply.outcome, "reason": reply.reason}
         text = reply.text
         citations = reply.citations
     else:
         result = assistant.answer(item.question)
-        fields = _reply_fields(result, None)
+        fields = _reply_fields(result, None) | {"outcome": result.outcome, "reason": result.reason}
         text = result.text
         citations = result.citations
     cited = list(dict.fromkeys(citation.paper_id for citation in citations))

@@ -14,14 +14,12 @@ reader or a model (:mod:`assistant.instructions`) are never evidence.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.embeddings import EmbedFunction
-from assistant.grounding import embed_with_cache
+from assistant.embeddings import EmbedFunction, embed_with_cache
 from assistant.instructions import without_instructions
 from assistant.schema import Paper
 from assistant.text import key_stems, numbers_in, split_sentences
@@ -32,18 +30,6 @@ NUMBER_BONUS = 0.15
 """Added to a sentence that states a quantity when the question asks for one."""
 SENTENCES_PER_PAPER = 3
 """Sentences of the best paper given to the model; the others get one fewer."""
-
-_ASKS_FOR_A_QUANTITY = re.compile(
-    r"\bhow (?:much|many|large|big|small|fast|often|long|far|well)\b|\bwhat (?:accuracy|score|rate|size|speed"
-    r"|percentage|fraction|share|number|amount|improvement|gain|proportion)\b|\bby (?:how|what)\b|\bwhich (?:accuracy|score)\b"
-    r"|\b(?:percent|percentage|proportion|ratio|speed-?up)\b",
-    re.IGNORECASE,
-)
-
-
-def asks_for_a_quantity(question: str) -> bool:
-    """Whether the answer is a figure: "how much", "how many", "what accuracy", "by how much", "by what margin"."""
-    return bool(_ASKS_FOR_A_QUANTITY.search(question))
 
 
 @dataclass(frozen=True)
@@ -62,8 +48,9 @@ class Evidence:
         return " ".join(self.sentences)
 
 
-def relevance(question: str, sentences: Sequence[str], embedder: EmbedFunction) -> np.ndarray:
-    """Each sentence's relevance to the question: cosine similarity, key terms, and stated numbers when asked for."""
+def relevance(question: str, sentences: Sequence[str], embedder: EmbedFunction, *, figures: bool = False) -> np.ndarray:
+    """Each sentence's relevance to the question: cosine similarity, key terms, and stated numbers when
+    ``figures`` (the answer is a figure)."""
     if not sentences:
         return np.zeros(0)
     vectors = embed_with_cache(embedder, [question], list(sentences))
@@ -71,19 +58,19 @@ def relevance(question: str, sentences: Sequence[str], embedder: EmbedFunction) 
     wanted = key_stems(question)
     terms = np.asarray([len(wanted & key_stems(sentence)) / len(wanted) if wanted else 0.0 for sentence in sentences])
     score = (1 - TERM_WEIGHT) * similarity + TERM_WEIGHT * terms
-    if asks_for_a_quantity(question):
+    if figures:
         score += NUMBER_BONUS * np.asarray([bool(numbers_in(sentence)) for sentence in sentences])
     return score
 
 
 def evidence_of(
-    question: str, paper: Paper, embedder: EmbedFunction, *, sentences: int = SENTENCES_PER_PAPER
+    question: str, paper: Paper, embedder: EmbedFunction, *, sentences: int = SENTENCES_PER_PAPER, figures: bool = False
 ) -> Evidence:
     """The ``sentences`` most relevant sentences of ``paper``'s abstract, kept in their order."""
     candidates = split_sentences(" ".join(without_instructions(paper.abstract).split()))
     if not candidates:
         return Evidence(paper=paper, sentences=(), relevance=0.0)
-    scores = relevance(question, candidates, embedder)
+    scores = relevance(question, candidates, embedder, figures=figures)
     top = int(np.argmax(scores))
     kept = sorted(int(i) for i in np.argsort(-scores, kind="stable")[:sentences])
     return Evidence(
@@ -95,10 +82,17 @@ def evidence_of(
 
 
 def gather(
-    question: str, papers: Sequence[Paper], embedder: EmbedFunction, *, sentences: int = SENTENCES_PER_PAPER
+    question: str,
+    papers: Sequence[Paper],
+    embedder: EmbedFunction,
+    *,
+    sentences: int = SENTENCES_PER_PAPER,
+    figures: bool = False,
 ) -> list[Evidence]:
     """Evidence from each paper, in the order given: the first paper gets ``sentences``, the others one fewer."""
     return [
-        evidence_of(question, paper, embedder, sentences=sentences if i == 0 else max(1, sentences - 1))
+        evidence_of(
+            question, paper, embedder, sentences=sentences if i == 0 else max(1, sentences - 1), figures=figures
+        )
         for i, paper in enumerate(papers)
     ]

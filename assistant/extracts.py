@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.citations import insert, strip_markers
-from assistant.embeddings import EmbedFunction
-from assistant.grounding import as_evidence, embed_with_cache
+from assistant.embeddings import EmbedFunction, embed_with_cache
 from assistant.schema import Source
+from assistant.support import as_evidence
 from assistant.text import LIST_MARKER, numbers_in, split_sentences, word_count
 
 SUMMARY_MIN_WORDS = 60

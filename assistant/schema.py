@@ -9,6 +9,8 @@ from pathlib import PureWindowsPath
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from assistant.outcomes import Outcome, Reason
+
 
 class Paper(BaseModel):
     """One paper as the collection knows it: an abstract and its metadata."""
@@ -322,6 +324,8 @@ class Answer(BaseModel):
     unsupported: list[str] = Field(default_factory=list, description="Sentences the support check could not ground")
     refused: bool = Field(default=False, description="The collection does not cover the question")
     extractive: bool = Field(default=False, description="The model's text was replaced by the abstracts' own sentences")
+    outcome: Outcome = Field(default=Outcome.ANSWER, description="What the user got (assistant.outcomes.Outcome)")
+    reason: Reason = Field(default=Reason.GROUNDED, description="Why (assistant.outcomes.Reason)")
     notices: list[str] = Field(
         default_factory=list, description="Things the user should know (dropped context, fallbacks)"
     )

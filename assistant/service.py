@@ -1,6 +1,7 @@
 """The facade the app, the CLI and the HTTP API use: one object that answers, compares, summarizes and digests.
 
-:meth:`PaperAssistant.respond` routes a chat message: a comparison question goes to
+:meth:`PaperAssistant.respond` reads a chat message once into a :class:`~assistant.plan.QueryPlan`
+(:meth:`PaperAssistant.plan`) and routes it by that plan: a comparison question goes to
 :mod:`assistant.features.compare`, "summarize X" / "what is X about" to
 :mod:`assistant.features.summarize`, a name that fits several papers gets a clarifying
 question back, and everything else is answered by :mod:`assistant.features.answer`. The
@@ -10,17 +11,14 @@ beside it.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from assistant.budget import fit_question
 from assistant.citations import papers_cited
 from assistant.conversations import ChatTurn
-from assistant.dates import find_days
 from assistant.errors import CANDIDATES_SHOWN, AmbiguousPaper, InvalidInput, PaperNotFound
 from assistant.features.answer import stream_answer
 from assistant.features.compare import (
@@ -32,8 +30,12 @@ from assistant.features.compare import (
 )
 from assistant.features.digest import stream_digest
 from assistant.features.summarize import SummaryCache, stream_summary
-from assistant.followups import history_turns, referenced_papers
+from assistant.followups import history_turns
 from assistant.llm import LLMBackend, SpeedLog, build_backend, local_model
+from assistant.llm.fake import FakeLLM
+from assistant.outcomes import Outcome, Reason, Route
+from assistant.plan import ModelPlanner, Planner, QueryPlan, RulesPlanner, plan_message
+from assistant.prompts import load_prompt
 from assistant.resolve import Resolution, resolve_one, resolve_papers
 from assistant.retrieval import Retriever
 from assistant.schema import (
@@ -53,17 +55,6 @@ from assistant.schema import (
 from assistant.settings import Settings
 from assistant.store import PaperStore
 from assistant.streaming import Streamed
-
-_COMPARISON = re.compile(
-    r"\bcompar(?:e|es|ed|ing|ison)\b|\bvs\.?(?=\s)|\bversus\b|\bdiffer(?:s|ent|ently|ence|ences)?\b|\bcontrast\b"
-    r"|\bsimilarit(?:y|ies)\b|\bin common\b",
-    re.IGNORECASE,
-)
-_SUMMARY = re.compile(
-    r"\bsummar(?:y|ies|ise|ize|ised|ized|ising|izing)\b|\btl;?dr\b|\bgist\b|\boverview\b|\bnutshell\b|\brecap\b"
-    r"|\bsum\s+up\b|\bwhat\s+(?:is|'s)\s+.{2,120}?\s+about\b",
-    re.IGNORECASE,
-)
 
 
 class Clarification(BaseModel):
@@ -114,6 +105,8 @@ class Reply(BaseModel):
     notices: list[str] = Field(default_factory=list)
     model: str = ""
     usage: Usage = Field(default_factory=Usage)
+    outcome: Outcome = Field(default=Outcome.ANSWER, description="What the user got (assistant.outcomes.Outcome)")
+    reason: Reason = Field(default=Reason.GROUNDED, description="Why (assistant.outcomes.Reason)")
     result: Answer | Comparison | Summary | Clarification
 
     @property
@@ -139,11 +132,14 @@ def _reply(
     sources: list[Source],
     papers: list[PaperRef],
     notices: Sequence[str],
+    outcome: Outcome = Outcome.ANSWER,
+    reason: Reason = Reason.GROUNDED,
 ) -> Reply:
     own = list(getattr(result, "notices", []))
     if isinstance(result, Answer):
         citations = list(result.citations)
         kind = "refusal" if result.refused else kind
+        outcome, reason = result.outcome, result.reason
     else:
         citations = [Citation(n=s.n, paper_id=s.paper_id, title=s.title, url=s.link) for s in sources]
     return Reply(
@@ -156,6 +152,8 @@ def _reply(
         notices=list(notices) + [notice for notice in own if notice not in notices],
         model=getattr(result, "model", ""),
         usage=getattr(result, "usage", None) or Usage(),
+        outcome=outcome,
+        reason=reason,
         result=result,
     )
 
@@ -239,7 +237,9 @@ class PaperAssistant:
     def answer(
         self, question: str, history: Sequence[ChatTurn | Message] = (), *, days: DateRange | None = None
     ) -> Answer:
-        return self.stream_answer(question, history, days=days).result
+        """An answer, whatever the wording: a comparison or a summary asked is answered as a question."""
+        plan = self.plan(question, history, days=days)
+        return self.stream_answer(plan.model_copy(update={"route": Route.ANSWER})).result
 
     def compare(self, names_or_ids: Sequence[str]) -> Comparison:
         if not MIN_PAPERS <= len(names_or_ids) <= MAX_PAPERS:
@@ -252,19 +252,8 @@ class PaperAssistant:
     def digest(self, *, days: DateRange | None = None) -> Digest:
         return self.stream_digest(days=days).result
 
-    def stream_answer(
-        self, question: str, history: Sequence[ChatTurn | Message] = (), *, days: DateRange | None = None
-    ) -> Streamed[Answer]:
-        return stream_answer(
-            question,
-            history,
-            retriever=self.retriever,
-            backend=self.backend,
-            settings=self.settings,
-            papers_in_reach=self.papers_in_reach(history),
-            catalog=self.papers(),
-            days=days,
-        )
+    def stream_answer(self, plan: QueryPlan) -> Streamed[Answer]:
+        return stream_answer(plan, retriever=self.retriever, backend=self.backend, settings=self.settings)
 
     def stream_comparison(self, papers: Sequence[Paper], *, days: DateRange | None = None) -> Streamed[Comparison]:
         return stream_comparison(
@@ -288,44 +277,56 @@ class PaperAssistant:
         return f"{task}: the local model reads them first (about {prompt_tokens / speed.read_tokens_per_s:.0f} s here)…"
 
     # --- chat ---------------------------------------------------------------------------
-    def respond(
+    def planner(self) -> Planner:
+        """The rules, or the model when ``answer.planner`` says so and the model is a real one."""
+        backend = self.backend
+        if self.settings.answer.planner == "model" and not isinstance(backend, FakeLLM):
+            return ModelPlanner(backend, load_prompt("plan", directory=self.settings.prompts.prompts_dir))
+        return RulesPlanner()
+
+    def plan(
         self, message: str, history: Sequence[ChatTurn | Message] = (), *, days: DateRange | None = None
-    ) -> Streamed[Reply]:
-        """Route one chat message and start the reply: iterate it to stream the text, then read its ``result``.
+    ) -> QueryPlan:
+        """Read one message, once: its route, the shape of its answer, the papers it is about, its days.
 
         ``days``: a range chosen beside the message (``ask --since/--until``, the API's
         ``date_range``, the app's sidebar); a date phrase in the message ("last week") wins over it.
         """
-        if not message.strip():
-            raise InvalidInput(
-                "The message is empty: ask something about the papers, e.g. “Which papers are about code generation?”"
-            )
-        message, cut_notice = fit_question(message.strip(), self.backend)
-        notices = [cut_notice] if cut_notice else []
-        days, asked, reading = self._dated(message, days)
-        notices += reading
-        turns = history_turns(history)
-        resolution = self.resolve(message)
-        if resolution.ambiguous:
-            mention = resolution.ambiguous[0]
-            return self._clarify(clarification_for(message, mention.mention, mention.candidates), notices)
+        return plan_message(
+            message,
+            history,
+            days=days,
+            planner=self.planner(),
+            backend=self.backend,
+            retriever=self.retriever,
+            catalog=self.papers(),
+            papers_in_reach=self.papers_in_reach(history),
+            compared=(MIN_PAPERS, MAX_PAPERS),
+        )
 
-        named = list(resolution.matched)
-        wants_comparison = bool(_COMPARISON.search(message))
-        wants_summary = bool(_SUMMARY.search(message)) and not wants_comparison
-        if len(named) < (MIN_PAPERS if wants_comparison else 1 if wants_summary else 0):
-            # "Compare them", "how does it differ from aTLAS?", "summarize the second one".
-            follow_up = referenced_papers(message, turns, self.papers_in_reach(history), self.store.get_papers)
-            if follow_up is not None:
-                named += [paper for paper in follow_up.papers if paper not in named]
-        if (wants_comparison or wants_summary) and not named and resolution.unknown:
-            unknown = resolution.unknown[0]
+    def respond(
+        self, message: str, history: Sequence[ChatTurn | Message] = (), *, days: DateRange | None = None
+    ) -> Streamed[Reply]:
+        """Route one chat message by its plan and start the reply: iterate it to stream the text, then read its ``result``.
+
+        ``days``: a range chosen beside the message; a date phrase in the message wins over it (:meth:`plan`).
+        """
+        plan = self.plan(message, history, days=days)
+        message, notices = plan.message, list(plan.notices)
+        if plan.route is Route.CLARIFICATION:
+            if plan.ambiguous:
+                mention = plan.ambiguous[0]
+                clarification = clarification_for(message, mention.mention, mention.candidates)
+                return self._clarify(clarification, notices, Reason.AMBIGUOUS_NAME)
+            unknown = plan.unknown[0]
             nearest = [hit.paper for hit in self.search(unknown, 3)]
-            return self._clarify(clarification_for(message, unknown, nearest, unknown=True), notices)
-
-        if wants_comparison and MIN_PAPERS <= len(named) <= MAX_PAPERS:
+            return self._clarify(
+                clarification_for(message, unknown, nearest, unknown=True), notices, Reason.UNKNOWN_NAME
+            )
+        if plan.route is Route.COMPARISON:
+            named = plan.subjects
             sources = comparison_sources(named)
-            return self.stream_comparison(named, days=days).then(
+            return self.stream_comparison(named, days=plan.days).then(
                 lambda comparison: _reply(
                     "comparison",
                     comparison,
@@ -333,10 +334,11 @@ class PaperAssistant:
                     sources=sources,
                     papers=list(comparison.papers),
                     notices=notices,
+                    reason=Reason.COMPARED,
                 )
             )
-        if wants_summary and len(named) == 1:
-            paper = named[0]
+        if plan.route is Route.SUMMARY:
+            paper = plan.subjects[0]
             return self.stream_summary(paper).then(
                 lambda summary: _reply(
                     "summary",
@@ -345,13 +347,14 @@ class PaperAssistant:
                     sources=[Source.of(1, paper)],
                     papers=[PaperRef(paper_id=paper.paper_id, title=paper.title)],
                     notices=notices,
+                    outcome=Outcome.ABSTRACT_SENTENCES if summary.extractive else Outcome.ANSWER,
+                    reason=Reason.SUMMARY_UNGROUNDED if summary.extractive else Reason.SUMMARIZED,
                 )
             )
-        return self.stream_answer(asked, history, days=days).then(
+        return self.stream_answer(plan).then(
             lambda answer: _reply(
                 "answer",
-                # The reading of a date phrase is kept with the answer, as the app shows a stored answer's notices.
-                answer.model_copy(update={"notices": [*reading, *answer.notices]}),
+                answer,
                 text=answer.text,
                 sources=list(answer.sources),
                 papers=papers_cited(answer.citations),
@@ -359,18 +362,8 @@ class PaperAssistant:
             )
         )
 
-    def _dated(self, message: str, days: DateRange | None) -> tuple[DateRange | None, str, list[str]]:
-        """The days a message asks about (its phrase, else ``days``), the question to retrieve with, and
-        how the phrase was read (a notice)."""
-        newest = self.retriever.newest_day()
-        dated = find_days(message, newest) if newest is not None else None
-        if dated is None:
-            return days, message, []
-        # "What's new?" leaves no words: a question without a topic, which lists the days' papers.
-        return dated.days, dated.message or "Which papers?", [f"{dated.reading}."]
-
     @staticmethod
-    def _clarify(clarification: Clarification, notices: list[str]) -> Streamed[Reply]:
+    def _clarify(clarification: Clarification, notices: list[str], reason: Reason) -> Streamed[Reply]:
         reply = _reply(
             "clarification",
             clarification,
@@ -378,5 +371,7 @@ class PaperAssistant:
             sources=[],
             papers=list(clarification.candidates),
             notices=notices,
+            outcome=Outcome.QUESTION_BACK,
+            reason=reason,
         )
         return Streamed.of(reply, clarification.text)

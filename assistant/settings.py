@@ -18,7 +18,7 @@ made in code: ``Settings(model="fake", top_k=3)`` puts each value in its section
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from platformdirs import user_data_dir
 from pydantic import (
@@ -154,7 +154,19 @@ class RetrievalSettings(_Section):
 
 
 class AnswerSettings(_Section):
-    """How many papers a question reads, and when it is declined before any model is asked."""
+    """How many papers a question reads, when it is declined, and how a reply is judged.
+
+    Each cutoff is recomputed from the labelled evaluation sets by ``benchmarks/calibrate.py``,
+    which prints the value it would choose beside the one here:
+
+    - ``min_relevance`` 0.20: over the dev and held-out questions (95), answerable ones had a best
+      similarity as low as 0.30 and unanswerable ones from 0.23 to 0.49, so it is a floor.
+    - ``clear_lead`` 0.15 and ``clear_coverage`` 0.6: over the one-paper questions of the dev and
+      first held-out sets, no unanswerable question came within 0.09 of either lead or 0.40
+      coverage; restated answerable ones did (lead 0.20; coverage 0.75).
+    - ``restated_share``, ``evidence_margin``, ``listed_evidence_margin``, ``sentence_answers``:
+      the calibration script prints how each splits answerable from unanswerable questions.
+    """
 
     top_k: int = Field(default=6, ge=1, le=50, description="Papers retrieved per question.")
     min_relevance: float = Field(
@@ -168,6 +180,46 @@ class AnswerSettings(_Section):
         ge=0.0,
         le=1.0,
         description="The same bar when a word that carries the question appears in no abstract: a looser match than this is not answered.",
+    )
+    sentence_answers: float = Field(
+        default=0.55,
+        ge=0.0,
+        le=1.0,
+        description="A paper's best sentence this relevant answers a loosely matched question whose key word no abstract has.",
+    )
+    evidence_margin: float = Field(
+        default=0.15,
+        ge=0.0,
+        le=1.0,
+        description="A paper whose best sentence is this much less relevant than the best paper's is left out of an answer.",
+    )
+    listed_evidence_margin: float = Field(
+        default=0.20,
+        ge=0.0,
+        le=1.0,
+        description="The same for a 'which papers' question, where the model itself says which of them answer.",
+    )
+    restated_share: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description="A claim whose key terms are at least this share the question's own restates the question.",
+    )
+    clear_lead: float = Field(
+        default=0.15,
+        ge=0.0,
+        le=1.0,
+        description="A 'which paper' reply that only restates the question still names the one paper read when it is this much more similar to the question than any other paper.",
+    )
+    clear_coverage: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="... or when its title and abstract hold this share of the question's key terms.",
+    )
+    planner: Literal["rules", "model"] = Field(
+        default="rules",
+        description="Who reads a message's route and shape: the rules (free) or the model (one short call; fake models always use the rules).",
     )
 
 

@@ -11,7 +11,7 @@ Three word forms serve three purposes, each defined once:
 * :func:`stem` is the Snowball stemmer (plus acronym plurals), for BM25 and coverage;
 * :func:`key_stems` cuts content words to their first :data:`STEM_CHARS` letters, for the
   support check, where "distills" and "distillation" must meet (its thresholds were
-  calibrated on this form: see :mod:`assistant.grounding`).
+  calibrated on this form: see :mod:`assistant.support`).
 """
 
 from __future__ import annotations

@@ -12,14 +12,38 @@ from typing import Any
 
 from assistant.embeddings import EmbedFunction, build_embedder
 from assistant.features.answer import stream_answer
-from assistant.features.compare import stream_comparison
+from assistant.features.compare import MAX_PAPERS, MIN_PAPERS, stream_comparison
 from assistant.features.digest import stream_digest
 from assistant.features.summarize import SummaryCache, stream_summary
 from assistant.llm import LLMBackend
+from assistant.outcomes import Route
+from assistant.plan import QueryPlan, RulesPlanner, plan_message
 from assistant.retrieval import Retriever
 from assistant.schema import Answer, Comparison, Digest, Paper, Summary
 from assistant.settings import Settings
 from assistant.store import PaperStore
+
+
+def plan(
+    question: str,
+    history: Sequence[Any] = (),
+    *,
+    retriever: Retriever,
+    backend: LLMBackend,
+    papers_in_reach: Sequence[Paper] = (),
+) -> QueryPlan:
+    """The rules' plan of ``question`` as an answer, as the facade reads it."""
+    planned = plan_message(
+        question,
+        history,
+        planner=RulesPlanner(),
+        backend=backend,
+        retriever=retriever,
+        catalog=[stats.paper for stats in retriever.store.list_papers()],
+        papers_in_reach=papers_in_reach,
+        compared=(MIN_PAPERS, MAX_PAPERS),
+    )
+    return planned.model_copy(update={"route": Route.ANSWER})
 
 
 def answer(
@@ -29,11 +53,10 @@ def answer(
     retriever: Retriever,
     backend: LLMBackend,
     settings: Settings | None = None,
-    **kwargs: Any,
+    papers_in_reach: Sequence[Paper] = (),
 ) -> Answer:
-    return stream_answer(
-        question, history, retriever=retriever, backend=backend, settings=settings or retriever.settings, **kwargs
-    ).result
+    planned = plan(question, history, retriever=retriever, backend=backend, papers_in_reach=papers_in_reach)
+    return stream_answer(planned, retriever=retriever, backend=backend, settings=settings or retriever.settings).result
 
 
 def compare(

@@ -10,15 +10,18 @@ from assistant.budget import fit_question, question_token_limit
 from assistant.citations import papers_cited
 from assistant.citations import validate as validate_citations
 from assistant.conversations import ChatTurn
+from assistant.declines import NOT_COVERED
 from assistant.errors import LLMError
-from assistant.features.answer import asks_for_one_paper, asks_for_papers, stream_answer
+from assistant.features.answer import stream_answer
 from assistant.followups import referenced_papers
-from assistant.grounding import NOT_COVERED, check_support, settle_citations
 from assistant.llm import Completion, FakeLLM
+from assistant.outcomes import Outcome, Reason
 from assistant.schema import Message, Paper, PaperRef, Source
 from assistant.settings import Settings
+from assistant.settling import settle_citations
 from assistant.streaming import Streamed
-from tests.feature_calls import answer
+from assistant.support import check_support
+from tests.feature_calls import answer, plan
 
 OFF_TOPIC = "federated learning with differential privacy"
 
@@ -184,9 +187,8 @@ def test_mostly_unsupported_answer_is_replaced_by_source_sentences(sample_retrie
     result = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend)
     assert "Bananas" not in result.text
     assert result.citations and result.unsupported == []
-    assert result.extractive and any(
-        "sentences that answer the question are shown instead" in n for n in result.notices
-    )
+    assert result.extractive and (result.outcome, result.reason) == (Outcome.ABSTRACT_SENTENCES, Reason.UNGROUNDED)
+    assert any("sentences that answer the question are shown instead" in n for n in result.notices)  # said, too
     cited_text = {s.n: " ".join(s.text.split()) for s in result.sources}
     for citation in result.citations:
         assert citation.n in cited_text
@@ -196,7 +198,7 @@ def test_a_reply_with_nothing_checkable_falls_back_to_source_sentences(sample_re
     result = answer(
         "How does aTLAS combine task vectors?", retriever=sample_retriever, backend=FakeLLM("1. [1]\n2. [3]")
     )
-    assert any(notice.startswith("The model gave no answer") for notice in result.notices)
+    assert (result.outcome, result.reason) == (Outcome.ABSTRACT_SENTENCES, Reason.NO_ANSWER)
     assert result.citations and "aTLAS" in result.text
 
 
@@ -293,7 +295,7 @@ class CrashingMidStream(FakeLLM):
 def test_stream_yields_model_pieces_then_the_checked_answer(sample_retriever) -> None:
     backend = FakeLLM("aTLAS linearly combines parameter blocks with different learned coefficients [1][9].")
     stream = stream_answer(
-        "How does aTLAS combine task vectors?",
+        plan("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend),
         retriever=sample_retriever,
         backend=backend,
         settings=sample_retriever.settings,
@@ -307,7 +309,7 @@ def test_stream_yields_model_pieces_then_the_checked_answer(sample_retriever) ->
 
 def test_llm_error_mid_stream_keeps_the_partial_text(sample_retriever) -> None:
     stream = stream_answer(
-        "How does aTLAS combine task vectors?",
+        plan("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=CrashingMidStream()),
         retriever=sample_retriever,
         backend=CrashingMidStream(),
         settings=sample_retriever.settings,
@@ -430,7 +432,8 @@ def test_a_reply_restating_the_question_is_a_decline(sample_retriever, marker: s
     question = "Which paper proposes a new optimizer to replace Adam when training transformers?"
     backend = FakeLLM(f"{marker} proposes a new optimizer to replace Adam when training transformers.")
     result = answer(question, retriever=sample_retriever, backend=backend)
-    assert result.refused and "could only restate the question" in result.text
+    assert result.refused and result.reason in (Reason.RESTATED, Reason.RESTATED_UNCOVERED)
+    assert result.outcome is Outcome.DECLINE
 
 
 def test_a_which_papers_reply_restating_the_question_per_paper_falls_back_to_one_line_each(sample_retriever) -> None:
@@ -462,7 +465,8 @@ def test_an_ungrounded_reply_to_a_question_with_a_word_no_abstract_has_is_a_decl
     question = "Which paper proposes a new optimizer to replace Adam when training transformers?"
     reply = "Transformers are trained with optimizers such as Lion and Sophia, which cut memory in half [1]."
     result = answer(question, retriever=sample_retriever, backend=FakeLLM(reply))
-    assert result.refused and not result.extractive and "no abstract mentions “Adam”" in result.text
+    assert result.refused and not result.extractive and result.reason is Reason.UNGROUNDED_UNCOVERED
+    assert "no abstract mentions “Adam”" in result.text  # the reader is told which word
     assert not any("Adam" in notice for notice in result.notices)  # said once, in the reply
     # The same for a named paper asked about something no abstract mentions.
     webarena = answer(
@@ -563,21 +567,3 @@ def test_an_invented_link_is_removed_and_said(sample_retriever) -> None:
     result = answer("How does aTLAS combine task vectors?", retriever=sample_retriever, backend=backend)
     assert "github.com/evil" not in result.text and "](" not in result.text
     assert any("1 link" in notice and "github.com/evil" not in notice for notice in result.notices)
-
-
-@pytest.mark.parametrize(
-    ("question", "one", "several"),
-    [
-        ("Which paper trains models with federated learning?", True, False),
-        ("Which LLM-agent paper chooses its demonstrations step by step?", True, False),
-        ("Is there a paper on concept erasure?", True, False),
-        ("Which papers evaluate LLM-based agents on Mind2Web?", False, True),
-        ("What methods reduce hallucination?", False, True),
-        ("Which state-of-the-art works compress prompts?", False, True),
-        ("How does aTLAS combine task vectors?", False, False),
-    ],
-)
-def test_one_paper_and_several_papers_questions_are_told_apart(question: str, one: bool, several: bool) -> None:
-    # "Which paper trains models" asks for one paper ("models" is not the thing asked for), and a
-    # hyphenated word between "which" and "paper" does not hide the question's kind.
-    assert (asks_for_one_paper(question), asks_for_papers(question)) == (one, several)

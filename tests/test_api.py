@@ -228,6 +228,8 @@ def test_an_unanswerable_question_is_declined(client: openai.OpenAI, echo: FakeL
         model="paper-assistant:fake/echo", messages=[user("federated learning with differential privacy")]
     )
     assert completion.model_extra["refused"] is True and completion.model_extra["kind"] == "refusal"
+    assert completion.model_extra["outcome"] == "decline"
+    assert completion.model_extra["reason"] in ("no_close_paper", "uncovered_word")  # declined before any model
     assert "does not cover" in completion.choices[0].message.content
     assert completion.model_extra["citations"] == [] and echo.history == []
 

@@ -69,6 +69,7 @@ def test_ask_off_topic_is_an_honest_refusal(scripted: FakeLLM, store_args: list[
     code, out, _ = run(capsys, "ask", "federated learning with differential privacy", "--json", *store_args)
     payload = json.loads(out)
     assert code == 0 and payload["refused"] is True and payload["kind"] == "refusal"
+    assert payload["outcome"] == "decline" and payload["reason"] in ("no_close_paper", "uncovered_word")
     assert payload["citations"] == [] and scripted.history == []
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from assistant.evidence import asks_for_a_quantity, evidence_of, gather
+from assistant.evidence import evidence_of, gather
+from assistant.outcomes import Shape
+from assistant.plan import answer_shape
 from assistant.schema import Paper
 
 
@@ -20,10 +22,10 @@ ZIP = paper(
 
 def test_a_quantity_question_favours_the_sentence_with_the_figure(sample_store) -> None:
     question = "How much faster does the compression-based selector reach its lowest loss?"
-    assert asks_for_a_quantity(question) and not asks_for_a_quantity("Which paper uses gzip?")
-    assert asks_for_a_quantity("On average, by what margin does it beat 10-shot prompting?")
-    assert not asks_for_a_quantity("By which method are the tasks combined?")
-    evidence = evidence_of(question, ZIP, sample_store.embedder, sentences=1)
+    assert answer_shape(question) is Shape.FIGURE and answer_shape("Which paper uses gzip?") is Shape.ONE_PAPER
+    assert answer_shape("On average, by what margin does it beat 10-shot prompting?") is Shape.FIGURE
+    assert answer_shape("By which method are the tasks combined?") is not Shape.FIGURE
+    evidence = evidence_of(question, ZIP, sample_store.embedder, sentences=1, figures=True)
     assert evidence.sentences == ("ZIP-FIT reaches the lowest loss 85.1% faster than baselines.",)
 
 

@@ -1,6 +1,6 @@
 """The support check with the real MiniLM embedder on sample abstracts.
 
-The cases below are drawn from the calibration set described in assistant/grounding.py: sentences
+The cases below are drawn from the calibration set described in assistant/support.py: sentences
 copied or paraphrased from an abstract must pass when they cite it; the same sentences attributed
 to a related paper, planted off-topic claims and invented numbers must be flagged.
 """
@@ -15,18 +15,17 @@ import pytest
 from assistant.citations import cited_numbers
 from assistant.embeddings import MiniLMEmbeddingFunction
 from assistant.extracts import extractive_answer, extractive_summary
-from assistant.grounding import (
+from assistant.schema import Paper, Source
+from assistant.settling import cite_named_papers, grounded_sentences
+from assistant.support import (
     SUPPORTED_CITED,
     SUPPORTED_UNCITED,
     SentenceSupport,
     SupportReport,
     check_support,
-    cite_named_papers,
-    grounded_sentences,
     is_meta,
     split_units,
 )
-from assistant.schema import Paper, Source
 from assistant.text import numbers_in, split_sentences
 from tests.test_resolve import titled
 
@@ -459,7 +458,8 @@ def test_extractive_answer_cites_the_closest_sentences(embedder: MiniLMEmbedding
 
 
 # --- links, markup and code no source has ------------------------------------------------------
-from assistant.grounding import declined, scrub, without_decline  # noqa: E402
+from assistant.declines import declined, without_decline  # noqa: E402
+from assistant.scrubbing import scrub  # noqa: E402
 
 LINKED = [
     Source(

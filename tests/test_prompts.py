@@ -64,6 +64,6 @@ def test_prompts_stay_short_enough_for_a_small_model(name: str) -> None:
 @pytest.mark.parametrize("name", ["answer", "answer_papers"])
 def test_answer_prompts_offer_no_escape_phrase(name: str) -> None:
     # Offered one, the small local models wrote it for every answerable question (assistant.features.answer).
-    from assistant.grounding import NOT_COVERED
+    from assistant.declines import NOT_COVERED
 
     assert NOT_COVERED not in load_prompt(name).user

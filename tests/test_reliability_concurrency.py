@@ -291,10 +291,10 @@ def test_two_ingest_processes_on_one_embedded_store(tmp_path: Path) -> None:
 
 def _plain_questions(store: PaperStore, step: int, offset: int, count: int) -> list:
     """Papers whose title, asked about, is routed as a plain question (no 'compare'/'summary' in it)."""
-    from assistant.service import _COMPARISON, _SUMMARY
+    from assistant.plan import asks_for_comparison, asks_for_summary
 
     papers = sorted((s.paper for s in store.list_papers()), key=lambda p: p.paper_id)
-    plain = [p for p in papers if not _COMPARISON.search(p.title) and not _SUMMARY.search(p.title)]
+    plain = [p for p in papers if not asks_for_comparison(p.title) and not asks_for_summary(p.title)]
     return plain[offset::step][:count]
 
 

@@ -9,6 +9,7 @@ import pytest
 from assistant.conversations import ChatTurn
 from assistant.errors import AmbiguousPaper, LLMError, PaperNotFound
 from assistant.llm import Completion, FakeLLM
+from assistant.outcomes import Outcome, Reason, Shape
 from assistant.schema import Answer, Comparison, Message, Summary
 from assistant.service import Clarification, PaperAssistant
 from assistant.streaming import Streamed
@@ -209,3 +210,28 @@ def test_chat_turn_round_trip_keeps_what_export_and_follow_ups_need(sample_store
     assert chat_turn.result["citations"][0]["n"] == 1
     assert [p.paper_id for p in chat_turn.papers] == [turn.result.result.citations[0].paper_id]
     assert [p.paper_id for p in assistant.papers_in_reach([chat_turn])] == [turn.result.result.citations[0].paper_id]
+
+
+# --- one plan per message, outcomes as codes ------------------------------------------------------------------------
+def test_a_question_about_a_figure_of_a_paper_is_answered_not_summarized(sample_store) -> None:
+    # "overview" modifies "figure" here, and the figure is a part of aTLAS, not aTLAS.
+    assistant, _backend = make_assistant(sample_store, GROUNDED)
+    turn = assistant.respond("What is the overview figure in aTLAS about?")
+    assert turn.result.kind == "answer" and isinstance(turn.result.result, Answer)
+
+
+def test_the_plan_reads_the_shape_once_from_the_papers_named(sample_store) -> None:
+    assistant, _backend = make_assistant(sample_store)
+    assert assistant.plan("Which one of these papers uses LoRA?").shape is Shape.ONE_PAPER
+    named = assistant.plan("What model sizes does ZIP-FIT test?")
+    assert named.shape is Shape.EXPLANATION and [p.title.split(":")[0] for p in named.named] == ["ZIP-FIT"]
+
+
+def test_every_reply_carries_its_outcome_and_reason(sample_store) -> None:
+    assistant, _backend = make_assistant(sample_store, GROUNDED)
+    answer = assistant.respond("How does aTLAS combine task vectors?").result
+    assert (answer.outcome, answer.reason) == (Outcome.ANSWER, Reason.GROUNDED)
+    declined = assistant.respond("federated learning with differential privacy").result
+    assert (declined.outcome, declined.reason) == (Outcome.DECLINE, Reason.UNCOVERED_WORD)
+    compared = assistant.respond("ZIP-FIT vs Bonito").result
+    assert (compared.outcome, compared.reason) == (Outcome.ANSWER, Reason.COMPARED)

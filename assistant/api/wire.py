@@ -205,6 +205,13 @@ class ChatCompletion(BaseModel):
     citations: list[CitationOut] = Field(description="What the [n] markers in the text point to")
     unsupported: list[str] = Field(description="Sentences the support check could not ground in the cited abstracts")
     refused: bool = Field(description="The collection does not cover the question")
+    outcome: str = Field(
+        default="answer",
+        description="What the user got: answer, answer_under_title, one_line_per_paper, abstract_sentences, decline or question_back",
+    )
+    reason: str = Field(
+        default="grounded", description="Why, as a code (assistant.outcomes.Reason; README, 'Outcomes')"
+    )
     notices: list[str]
     answered_by: str = Field(description="The model that wrote the reply (a fallback, if the first failed)")
     comparison: dict[str, Any] | None = Field(
@@ -257,6 +264,8 @@ def extras(reply: Reply) -> dict[str, Any]:
         "citations": [citation.model_dump(mode="json") for citation in reply.citations],
         "unsupported": list(reply.unsupported),
         "refused": reply.refused,
+        "outcome": reply.outcome.value,
+        "reason": reply.reason.value,
         "notices": list(reply.notices),
         "answered_by": reply.model,
         "comparison": reply.result.model_dump(mode="json") if isinstance(reply.result, Comparison) else None,

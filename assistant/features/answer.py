@@ -6,6 +6,12 @@ ranked by hybrid retrieval; from each, the sentences most relevant to the questi
 passage-summarising task small models do well, in a prompt a few hundred tokens long. A
 "which papers ..." question asks the model to say, paper by paper, which of them answer.
 
+The question is read once, at the facade, into a :class:`~assistant.plan.QueryPlan`: its
+shape (one paper, several, a figure, an explanation), the papers it names or a follow-up points
+at, and the words no abstract has. This module never parses the question again. What becomes of
+the model's reply is a verdict (:class:`~assistant.outcomes.Reason`) looked up with the shape in
+:data:`assistant.outcomes.OUTCOMES`; each outcome is built in one place below.
+
 Nothing the model writes is trusted as is: links, addresses and markup no source has are
 removed, citation markers that point to no source are dropped, every sentence is checked
 against the sources, and a reply that is mostly ungrounded is replaced by the sentences that
@@ -32,91 +38,42 @@ the model's reply decide the rest.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Generator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from assistant.budget import context_budget, fit_question, pack_context
+from assistant.budget import context_budget, pack_context
 from assistant.citations import insert, markers_to_sentence_ends, name_paper_markers, validate
-from assistant.conversations import ChatTurn
-from assistant.coverage import content_words, quoted_list, uncovered_notice, uncovered_words
+from assistant.coverage import content_words, quoted_list, uncovered_notice
 from assistant.dates import between_text, span_text
+from assistant.declines import declined, without_decline
 from assistant.embeddings import EmbedFunction
-from assistant.errors import InvalidInput
-from assistant.evidence import Evidence, asks_for_a_quantity, gather
+from assistant.evidence import Evidence, gather
 from assistant.extracts import quantity_sentences
-from assistant.followups import history_turns, referenced_papers, rewrite_follow_up
-from assistant.grounding import (
-    SupportReport,
-    checked,
-    declined,
-    mostly_unsupported,
-    plain,
-    scrub,
-    strip_echoed_prompt,
-    unnamed,
-    without_decline,
-)
+from assistant.followups import FollowUp, rewrite_follow_up
 from assistant.instructions import instructions_notice, without_instructions
 from assistant.llm import LLMBackend
+from assistant.outcomes import Outcome, Reason, Shape, outcome_for
+from assistant.plan import QueryPlan
 from assistant.prompts import fence_sources, load_prompt
-from assistant.resolve import resolve_papers
 from assistant.retrieval import Retriever, bm25_tokens
 from assistant.schema import Answer, Citation, DateRange, Hit, Message, Paper, Source, Usage
-from assistant.settings import Settings
+from assistant.scrubbing import scrub, strip_echoed_prompt
+from assistant.settings import AnswerSettings, Settings
+from assistant.settling import checked
 from assistant.streaming import Streamed
-from assistant.text import key_stems, names_in, numbers_in, title_head, tokenize, word_count
+from assistant.support import SupportReport, mostly_unsupported, plain, unnamed
+from assistant.text import key_stems, numbers_in, title_head, word_count
 
 NEAREST_SHOWN_ON_REFUSAL = 3
-EVIDENCE_MARGIN = 0.15
-"""A paper whose best sentence is this much less relevant than the best paper's is left out of an answer."""
-LISTED_EVIDENCE_MARGIN = 0.20
-"""The same for a "which papers" question, where the model itself says which of them answer."""
 MAX_PAPERS = 3
 """Papers an answer reads, best-ranked first. A "which paper" question reads the best-ranked one alone: given
 three, Qwen2.5-Coder 1.5B listed all three titles (dev citation precision 0.61 on lookups), while the
 best-ranked paper was the right one for every dev lookup. A "which papers" question reads up to
 MAX_PAPERS_LISTED."""
 MAX_PAPERS_LISTED = 4
-SENTENCE_ANSWERS = 0.55
-"""A paper's best sentence this relevant answers a loosely matched question whose key word no abstract has."""
-RESTATED_SHARE = 0.7
-"""A claim whose key terms are mostly the question's own restates the question: it answers nothing."""
-CLEAR_LEAD = 0.15
-CLEAR_COVERAGE = 0.6
-"""When a "which paper" reply only restates the question, the one paper read is still the answer if it
-is CLEAR_LEAD more similar to the question than any other paper, or its title and abstract hold
-CLEAR_COVERAGE of the question's key terms. Over the dev and first held-out sets (one-paper
-questions), no unanswerable question came within 0.09 of either lead or 0.40 coverage; the
-restated answerable ones did (h42 lead 0.20; h24 coverage 0.75)."""
-
-_ONE_PAPER_NOUN = (
-    r"(?:paper|work|method|approach|technique|study|article|model|system|framework|agent|benchmark|dataset|algorithm)"
-)
-_ASKS_FOR_PAPERS = re.compile(
-    # "which paper trains models ..." asks for one paper: the words between may not name one
-    rf"\b(?:which|what|any|list|name|find|are there)\s+(?:(?!{_ONE_PAPER_NOUN}\b)[\w'-]+\s+){{0,3}}?"
-    r"(?:papers|works|methods|approaches|studies"
-    r"|articles|techniques|models)\b|\bpapers\s+(?:that|which|about|on)\b",
-    re.IGNORECASE,
-)
-_ASKS_FOR_ONE_PAPER = re.compile(
-    rf"\b(?:which|what)\s+(?:[\w'-]+\s+){{0,3}}?{_ONE_PAPER_NOUN}\b(?!s)"
-    r"|\bis there (?:a |any )?(?:paper|work|study|method)\b(?!s)",
-    re.IGNORECASE,
-)
-_ASKS_WHAT_OR_HOW = re.compile(r"^\s*(?:what|how|why|in what way|does|do|is|are|can)\b", re.IGNORECASE)
-
-
-def asks_for_papers(question: str) -> bool:
-    """A question like "which papers ..." or "any works on ...": the answer is a list of papers."""
-    return bool(_ASKS_FOR_PAPERS.search(question))
-
-
-def asks_for_one_paper(question: str) -> bool:
-    """A question like "which paper ...", "what method ...", "is there a paper ...": the answer is one paper."""
-    return bool(_ASKS_FOR_ONE_PAPER.search(question)) and not asks_for_papers(question)
+TITLE_ONLY_EXTRA_WORDS = 4
+"""A claim that is a paper's name and at most this many words more ("ZIP-FIT does this") says nothing of what."""
 
 
 def nearest_papers_text(hits: Sequence[Hit]) -> str:
@@ -131,17 +88,21 @@ def refusal(
     question: str,
     hits: Sequence[Hit],
     *,
-    reason: str,
+    text: str,
+    reason: Reason,
     notices: Sequence[str],
     usage: Usage,
     model: str = "",
     sources: Sequence[Source] = (),
 ) -> Answer:
+    """A decline: ``text`` says why, and the nearest papers follow."""
     return Answer(
         question=question,
-        text=f"{reason}\n\n{nearest_papers_text(hits)}",
+        text=f"{text}\n\n{nearest_papers_text(hits)}",
         sources=list(sources),
         refused=True,
+        outcome=Outcome.DECLINE,
+        reason=reason,
         notices=list(notices),
         model=model,
         usage=usage,
@@ -149,10 +110,10 @@ def refusal(
 
 
 @dataclass
-class _Plan:
-    """Everything decided before the model writes."""
+class _Reading:
+    """Everything decided before the model writes: the plan, and what retrieval and the evidence made of it."""
 
-    question: str
+    plan: QueryPlan
     query: str
     hits: list[Hit]
     evidence: list[Evidence]
@@ -160,9 +121,6 @@ class _Plan:
     messages: list[Message]
     notices: list[str]
     usage: Usage
-    lists_papers: bool
-    uncovered: list[str]
-    """Words that carry the question and that no abstract has."""
 
 
 def _ordered_unique(papers: Sequence[Paper]) -> list[Paper]:
@@ -195,88 +153,84 @@ def _chosen_papers(forced: Sequence[Paper], hits: Sequence[Hit], limit: int, *, 
     return _ordered_unique([*forced, *(hit.paper for hit in hits)])[: max(limit, len(forced))]
 
 
-def _plan(
-    question: str,
-    history: Sequence[ChatTurn],
-    *,
-    retriever: Retriever,
-    backend: LLMBackend,
-    settings: Settings,
-    papers_in_reach: Sequence[Paper],
-    catalog: Sequence[Paper] | None,
-    days: DateRange | None = None,
-) -> _Plan | Answer:
+def _read(plan: QueryPlan, *, retriever: Retriever, backend: LLMBackend, settings: Settings) -> _Reading | Answer:
     """Retrieve, choose the papers and their sentences, and render the prompt; or an Answer already, when
-    the model must not be asked. ``days``: only papers of those days are read (a dated question)."""
-    notices: list[str] = []
-    usage = Usage()
-    question, cut_notice = fit_question(question, backend)
-    if cut_notice:
-        notices.append(cut_notice)
-    if days is not None:
-        held = retriever.papers_by_day(days)
-        if not held or not bm25_tokens(question):
-            return _days_listing(question, days, held, retriever=retriever, notices=notices)
-        notices.append(days_read_notice(held))
-
-    follow_up = referenced_papers(question, history, papers_in_reach, retriever.store.get_papers)
-    query = question
-    if follow_up is not None:
-        rewrite = load_prompt("rewrite", directory=settings.prompts.prompts_dir)
-        query, usage = rewrite_follow_up(question, follow_up, backend=backend, prompt=rewrite)
-
-    papers = list(catalog) if catalog is not None else [stats.paper for stats in retriever.store.list_papers()]
-    resolution = resolve_papers(question, papers)
-    for mention in resolution.ambiguous:
+    the model must not be asked."""
+    cutoffs = settings.answer
+    notices = list(plan.notices)
+    for mention in plan.ambiguous:
         titles = "; ".join(candidate.title for candidate in mention.candidates)
         notices.append(f"'{mention.mention}' could mean several papers ({titles}); name one to be sure it is used.")
-    forced = _ordered_unique([*(follow_up.papers if follow_up else []), *resolution.matched])
+    usage = Usage()
+    days = plan.days
     if days is not None:
-        forced = _in_range(forced, days, notices)
+        held = retriever.papers_by_day(days)
+        if not held or not bm25_tokens(plan.message):
+            return _days_listing(plan.message, days, held, retriever=retriever, notices=notices)
+        notices.append(days_read_notice(held))
+    query = plan.message
+    if plan.follow_up and plan.referents:
+        rewrite = load_prompt("rewrite", directory=settings.prompts.prompts_dir)
+        follow_up = FollowUp(papers=plan.referents, previous_question=plan.previous_question)
+        query, usage = rewrite_follow_up(plan.message, follow_up, backend=backend, prompt=rewrite)
+    forced = plan.papers if days is None else _in_range(plan.papers, days, notices)
 
-    hits = retriever.search(query, settings.answer.top_k, days=days)
+    hits = retriever.search(query, cutoffs.top_k, days=days)
     best = max((hit.similarity or 0.0 for hit in hits), default=0.0)
-    if days is not None and not forced and best < settings.answer.min_relevance:
-        return _nothing_in_range(question, query, days, [], retriever=retriever, notices=notices, usage=usage)
-    if not forced and best < settings.answer.min_relevance:
+    if days is not None and not forced and best < cutoffs.min_relevance:
+        return _nothing_in_range(
+            plan.message,
+            query,
+            days,
+            [],
+            retriever=retriever,
+            notices=notices,
+            usage=usage,
+            margin=cutoffs.evidence_margin,
+        )
+    if not forced and best < cutoffs.min_relevance:
         return refusal(
-            question,
+            plan.message,
             hits,
-            reason="The collection does not cover this question: no paper in it is close enough to answer it.",
+            text="The collection does not cover this question: no paper in it is close enough to answer it.",
+            reason=Reason.NO_CLOSE_PAPER,
             notices=notices,
             usage=usage,
         )
     embedder = retriever.store.embedder
-    lists_papers = asks_for_papers(query)
-    limit = MAX_PAPERS_LISTED if lists_papers else 1 if asks_for_one_paper(query) else MAX_PAPERS
+    lists_papers = plan.shape is Shape.PAPERS
+    limit = MAX_PAPERS_LISTED if lists_papers else 1 if plan.shape is Shape.ONE_PAPER else MAX_PAPERS
     chosen = _chosen_papers(forced, hits, limit, lists_papers=lists_papers)
-    evidence = gather(query, chosen, embedder)
-    # A question whose key word no abstract uses is answered only when a paper comes close, or has
-    # a sentence that does. Named papers are always asked about; of them, a name no abstract has is
-    # still said to be missing ("What success rate does Synapse achieve on WebArena?"), a plain
-    # word is how to answer ("Explain aTLAS to a zoologist").
-    uncovered = uncovered_words(query, retriever.vocabulary(days), embedder)
-    if forced:
-        names = names_in(query)
-        uncovered = [word for word in uncovered if any(token.unit in names for token in tokenize(word))]
+    evidence = gather(query, chosen, embedder, figures=plan.shape is Shape.FIGURE)
+    # A question whose key word no abstract uses is answered only when a paper comes close, or has a
+    # sentence that does.
+    uncovered = plan.uncovered
     top_sentence = max((item.relevance for item in evidence), default=0.0)
-    if uncovered and not forced and best < settings.answer.min_relevance_uncovered and top_sentence < SENTENCE_ANSWERS:
+    if uncovered and not forced and best < cutoffs.min_relevance_uncovered and top_sentence < cutoffs.sentence_answers:
         if days is not None:
             return _nothing_in_range(
-                question, query, days, uncovered, retriever=retriever, notices=notices, usage=usage
+                plan.message,
+                query,
+                days,
+                uncovered,
+                retriever=retriever,
+                notices=notices,
+                usage=usage,
+                margin=cutoffs.evidence_margin,
             )
         return refusal(
-            question,
+            plan.message,
             hits,
-            reason=f"The collection does not cover this question: no abstract mentions {quoted_list(uncovered)}, "
+            text=f"The collection does not cover this question: no abstract mentions {quoted_list(uncovered)}, "
             "and no paper is close to the rest of it.",
+            reason=Reason.UNCOVERED_WORD,
             notices=notices,
             usage=usage,
         )
     if uncovered:
         notices.append(uncovered_notice(uncovered))
     forced_ids = {paper.paper_id for paper in forced}
-    margin = LISTED_EVIDENCE_MARGIN if lists_papers else EVIDENCE_MARGIN
+    margin = cutoffs.listed_evidence_margin if lists_papers else cutoffs.evidence_margin
     evidence = [
         item for item in evidence if item.paper.paper_id in forced_ids or item.relevance >= top_sentence - margin
     ]
@@ -300,9 +254,10 @@ def _plan(
     messages = prompt.render(
         sources=fence_sources([(n, item.paper.title, item.text) for n, item in enumerate(kept, 1)]), question=query
     )
-    return _Plan(question, query, hits, kept, sources, messages, notices, usage, lists_papers, uncovered)
+    return _Reading(plan, query, hits, kept, sources, messages, notices, usage)
 
 
+# --- the verdict on the model's reply ------------------------------------------------------------------
 def _is_a_list_of_titles(report: SupportReport, sources: Sequence[Source]) -> bool:
     """Every claim only names a paper: no answer to a question asking what, how or why. A whole title
     counts too, however long its part after the colon ("Flowformer: Linearizing Transformers ...")."""
@@ -312,12 +267,12 @@ def _is_a_list_of_titles(report: SupportReport, sources: Sequence[Source]) -> bo
     def names_only(claim: str) -> bool:
         folded = plain(claim).casefold()
         named = [name for name in names if name and name in folded]
-        return bool(named) and word_count(folded) <= max(word_count(name) for name in named) + 4
+        return bool(named) and word_count(folded) <= max(word_count(name) for name in named) + TITLE_ONLY_EXTRA_WORDS
 
     return bool(claims) and all(names_only(claim) for claim in claims)
 
 
-def _restates(unsupported: Sequence[str], question: str, sources: Sequence[Source]) -> bool:
+def _restates(unsupported: Sequence[str], question: str, sources: Sequence[Source], share: float) -> bool:
     """Most unsupported claims are the question turned into a statement.
 
     A claim that adds a figure of a source the question did not have ("22.1 F1 points [1]" to
@@ -332,33 +287,65 @@ def _restates(unsupported: Sequence[str], question: str, sources: Sequence[Sourc
         claim
         for claim in unsupported
         if (terms := key_stems(prose := unnamed(plain(claim), titles)))
-        and len(terms & asked) / len(terms) >= RESTATED_SHARE
+        and len(terms & asked) / len(terms) >= share
         and not numbers_in(prose) & sourced
     ]
     return len(restating) * 2 >= len(unsupported)
 
 
-def extractive_reply(plan: _Plan, embedder: EmbedFunction) -> str:
+def _clearly_the_paper(reading: _Reading, cutoffs: AnswerSettings) -> bool:
+    """The one paper read plainly is the one asked for: it is much closer to the question than any other
+    paper, or its abstract has most of the question's key terms."""
+    if len(reading.sources) != 1:
+        return False
+    read = reading.sources[0]
+    own = max((hit.similarity or 0.0 for hit in reading.hits if hit.paper.paper_id == read.paper_id), default=0.0)
+    others = max((hit.similarity or 0.0 for hit in reading.hits if hit.paper.paper_id != read.paper_id), default=0.0)
+    asked = key_stems(reading.query)
+    covered = len(asked & key_stems(f"{read.title} {read.text}")) / len(asked) if asked else 0.0
+    return own - others >= cutoffs.clear_lead or covered >= cutoffs.clear_coverage
+
+
+def verdict_on(reading: _Reading, report: SupportReport | None, cutoffs: AnswerSettings) -> Reason:
+    """What the checked reply is, whatever was asked: the shape decides what becomes of it (:data:`OUTCOMES`)."""
+    claims = [v for v in report.sentences if v.kind == "claim"] if report is not None else []
+    if report is None or not claims:
+        return Reason.NO_ANSWER
+    if mostly_unsupported(report.unsupported_share):
+        if _restates(report.unsupported, reading.query, reading.sources, cutoffs.restated_share):
+            if _clearly_the_paper(reading, cutoffs):
+                return Reason.RESTATED_CLEAR_PAPER
+            return Reason.RESTATED_UNCOVERED if reading.plan.uncovered else Reason.RESTATED
+        # The question's key word is in no abstract and what the model wrote is ungrounded: the
+        # sources' own sentences would answer a different question (held-out h17, dev d29).
+        return Reason.UNGROUNDED_UNCOVERED if reading.plan.uncovered else Reason.UNGROUNDED
+    if _is_a_list_of_titles(report, reading.sources):
+        return Reason.TITLES_ONLY
+    return Reason.GROUNDED
+
+
+# --- the outcomes ----------------------------------------------------------------------------------
+def extractive_reply(reading: _Reading, embedder: EmbedFunction) -> str:
     """The sources' own sentences that answer the question asked, each cited.
 
-    "Which papers": one line per paper, its most relevant sentence. "How much": the
-    sentences that state figures, best first. Otherwise the best paper's most relevant
-    sentences, then the next paper's best one.
+    Several papers: one line per paper, its most relevant sentence. A figure: the sentences
+    that state figures, best first. Otherwise the best paper's most relevant sentences, then
+    the next paper's best one.
     """
-    by_paper = {source.paper_id: source.n for source in plan.sources}
-    kept = [item for item in plan.evidence if item.paper.paper_id in by_paper]
+    by_paper = {source.paper_id: source.n for source in reading.sources}
+    kept = [item for item in reading.evidence if item.paper.paper_id in by_paper]
     if not kept:
         return ""
-    if plan.lists_papers:
+    if reading.plan.shape is Shape.PAPERS:
         lines = [
             f"- {title_head(item.paper.title)}: {insert(item.sentences[item.best], by_paper[item.paper.paper_id])}"
             for item in kept
             if item.sentences
         ]
         return "\n".join(lines)
-    if asks_for_a_quantity(plan.query):
+    if reading.plan.shape is Shape.FIGURE:
         figures = quantity_sentences(
-            plan.query, [(by_paper[item.paper.paper_id], item.sentences) for item in kept], embedder
+            reading.query, [(by_paper[item.paper.paper_id], item.sentences) for item in kept], embedder
         )
         if figures:
             return " ".join(insert(sentence, n) for n, sentence in figures)
@@ -368,109 +355,83 @@ def extractive_reply(plan: _Plan, embedder: EmbedFunction) -> str:
     return " ".join(insert(sentence, n) for n, sentence in chosen)
 
 
-def _finish(plan: _Plan, reply: str, *, model: str, usage: Usage, embedder: EmbedFunction) -> Answer:
-    """Scrub, validate citations, check support, and fall back or refuse as the reply deserves."""
-    notices = list(plan.notices)
-    common = {"question": plan.question, "sources": plan.sources, "model": model, "usage": usage}
-    names = {source.n: title_head(source.title) for source in plan.sources}
+_DECLINED = {
+    Reason.MODEL_DECLINED: "The papers found do not answer this question.",
+    Reason.RESTATED: "The papers found do not say this: the model could only restate the question, "
+    "and the abstracts do not support it.",
+    Reason.RESTATED_CLEAR_PAPER: "The papers found do not say this: the model could only restate the question, "
+    "and the abstracts do not support it.",
+    Reason.RESTATED_UNCOVERED: "The papers found do not say this: the model could only restate the question, "
+    "and the abstracts do not support it.",
+}
+_REPLACED = {
+    Reason.TITLES_ONLY: "The model named papers without saying what they do",
+    Reason.NO_ANSWER: "The model gave no answer",
+}
+
+
+def _finish(
+    reading: _Reading, reply: str, *, model: str, usage: Usage, embedder: EmbedFunction, settings: Settings
+) -> Answer:
+    """Scrub, validate citations, check support, reach a verdict, and build the outcome the table gives it."""
+    notices = list(reading.notices)
+    plan = reading.plan
+    names = {source.n: title_head(source.title) for source in reading.sources}
     text = name_paper_markers(markers_to_sentence_ends(strip_echoed_prompt(reply), names), names)
-    if declined(text):
-        return refusal(
-            plan.question,
-            plan.hits,
-            reason="The papers found do not answer this question.",
-            notices=notices,
-            usage=usage,
-            model=model,
-            sources=plan.sources,
-        )
-    scrubbed = scrub(without_decline(text), plan.sources)
-    if scrubbed.notice:
-        notices.append(scrubbed.notice)
-    text, citations = validate(scrubbed.text, plan.sources)
     report: SupportReport | None = None
-    if text:
-        text, citations, report = checked(text, plan.sources, embedder)
-    claims = [v for v in report.sentences if v.kind == "claim"] if report is not None else []
-    # A "which papers" reply restating the question under each paper still says which papers:
-    # it falls back below to one line per paper, each with its own best sentence (held-out h44).
-    if (
-        report is not None
-        and not plan.lists_papers
-        and mostly_unsupported(report.unsupported_share)
-        and _restates(report.unsupported, plan.query, plan.sources)
-    ):
-        if _clearly_the_paper(plan):
-            # "Which paper ...?" restated under the one paper that plainly is it: the reply is its
-            # title, and what the abstract says is quoted, not what the model wrote.
-            read = plan.sources[0]
-            named = _with_best_sentence(f"“{read.title}” [{read.n}]", plan, {read.paper_id})
-            text, citations = validate(named, plan.sources)
-            return Answer(**common, text=text, citations=citations, notices=notices)
+    citations: list[Citation] = []
+    if declined(text):
+        reason = Reason.MODEL_DECLINED
+    else:
+        scrubbed = scrub(without_decline(text), reading.sources)
+        if scrubbed.notice:
+            notices.append(scrubbed.notice)
+        text, citations = validate(scrubbed.text, reading.sources)
+        if text:
+            text, citations, report = checked(text, reading.sources, embedder)
+        reason = verdict_on(reading, report, settings.answer)
+    outcome = outcome_for(plan.shape, reason)
+    common = {"question": plan.message, "sources": reading.sources, "model": model, "usage": usage}
+    coded = {"outcome": outcome, "reason": reason}
+    if outcome is Outcome.DECLINE:
+        why = _DECLINED.get(reason)
+        if why is None:  # ungrounded, and a word of the question is in no abstract
+            why = (
+                f"The papers found do not say this: no abstract mentions {quoted_list(plan.uncovered)}, "
+                "and the model's answer was not grounded in the abstracts."
+            )
+            notices = [notice for notice in notices if notice != uncovered_notice(plan.uncovered)]
         return refusal(
-            plan.question,
-            plan.hits,
-            reason="The papers found do not say this: the model could only restate the question, "
-            "and the abstracts do not support it.",
-            notices=notices,
-            usage=usage,
-            model=model,
-            sources=plan.sources,
-        )
-    only_titles = (
-        report is not None
-        and not plan.lists_papers
-        and bool(_ASKS_WHAT_OR_HOW.search(plan.query))
-        and _is_a_list_of_titles(report, plan.sources)
+            plan.message, reading.hits, text=why, reason=reason, notices=notices, usage=usage, model=model,
+            sources=reading.sources,
+        )  # fmt: skip
+    if outcome in (Outcome.ABSTRACT_SENTENCES, Outcome.ONE_LINE_PER_PAPER):
+        why = _REPLACED.get(reason, "The model's answer was not grounded in the abstracts")
+        notices.append(f"{why}, so the abstracts' own sentences that answer the question are shown instead.")
+        text, citations = validate(extractive_reply(reading, embedder), reading.sources)
+        return Answer(**common, **coded, text=text, citations=citations, notices=notices, extractive=True)
+    assert report is not None  # an answer stands only on a checked reply
+    if outcome is Outcome.ANSWER_UNDER_TITLE:
+        if reason is Reason.RESTATED_CLEAR_PAPER:
+            # Restated under the one paper that plainly is it: the reply is its title, and what the
+            # abstract says is quoted, not what the model wrote.
+            read = reading.sources[0]
+            named = _with_best_sentence(f"“{read.title}” [{read.n}]", reading, {read.paper_id})
+            text, citations = validate(named, reading.sources)
+            return Answer(**common, **coded, text=text, citations=citations, notices=notices)
+        if reason is Reason.TITLES_ONLY:
+            # Answered with a title: right, but it says nothing of how; the abstract's sentence
+            # that bears most on the question does.
+            cited = {citation.paper_id for citation in citations}
+            text, citations = validate(_with_best_sentence(text, reading, cited), reading.sources)
+        elif citations and not _names_a_cited_paper(text, citations):
+            # Answered by what it does, in the question's words, under a bare [1]: Qwen 1.5B did so
+            # in 7 of 10 such dev answers, and the reader still asks which one.
+            first = citations[0]
+            text, citations = validate(f"“{first.title}” [{first.n}]. {text}", reading.sources)
+    return Answer(
+        **common, **coded, text=text, citations=citations, unsupported=list(report.unsupported), notices=notices
     )
-    if claims and report is not None and mostly_unsupported(report.unsupported_share) and plan.uncovered:
-        # The question's key word is in no abstract and what the model wrote is ungrounded: the
-        # sources' own sentences would answer a different question (held-out h17, dev d29).
-        return refusal(
-            plan.question,
-            plan.hits,
-            reason=f"The papers found do not say this: no abstract mentions {quoted_list(plan.uncovered)}, "
-            "and the model's answer was not grounded in the abstracts.",
-            notices=[notice for notice in notices if notice != uncovered_notice(plan.uncovered)],
-            usage=usage,
-            model=model,
-            sources=plan.sources,
-        )
-    if report is None or not claims or only_titles or mostly_unsupported(report.unsupported_share):
-        if only_titles:
-            reason = "The model named papers without saying what they do"
-        elif claims:
-            reason = "The model's answer was not grounded in the abstracts"
-        else:
-            reason = "The model gave no answer"
-        notices.append(f"{reason}, so the abstracts' own sentences that answer the question are shown instead.")
-        text, citations = validate(extractive_reply(plan, embedder), plan.sources)
-        return Answer(**common, text=text, citations=citations, notices=notices, extractive=True)
-    if not plan.lists_papers and _is_a_list_of_titles(report, plan.sources):
-        # "Which paper ...?" answered with a title: right, but it says nothing of how; the
-        # abstract's sentence that bears most on the question does.
-        text, citations = validate(
-            _with_best_sentence(text, plan, {citation.paper_id for citation in citations}), plan.sources
-        )
-    elif asks_for_one_paper(plan.query) and citations and not _names_a_cited_paper(text, citations):
-        # "Which paper ...?" answered by what it does, in the question's words, under a bare [1]:
-        # Qwen 1.5B did so in 7 of 10 such dev answers, and the reader still asks which one.
-        first = citations[0]
-        text, citations = validate(f"“{first.title}” [{first.n}]. {text}", plan.sources)
-    return Answer(**common, text=text, citations=citations, unsupported=list(report.unsupported), notices=notices)
-
-
-def _clearly_the_paper(plan: _Plan) -> bool:
-    """A "which paper" question read from one paper that plainly is the one asked for: it is much
-    closer to the question than any other paper, or its abstract has most of the question's key terms."""
-    if not asks_for_one_paper(plan.query) or len(plan.sources) != 1:
-        return False
-    read = plan.sources[0]
-    own = max((hit.similarity or 0.0 for hit in plan.hits if hit.paper.paper_id == read.paper_id), default=0.0)
-    others = max((hit.similarity or 0.0 for hit in plan.hits if hit.paper.paper_id != read.paper_id), default=0.0)
-    asked = key_stems(plan.query)
-    covered = len(asked & key_stems(f"{read.title} {read.text}")) / len(asked) if asked else 0.0
-    return own - others >= CLEAR_LEAD or covered >= CLEAR_COVERAGE
 
 
 def _names_a_cited_paper(text: str, citations: Sequence[Citation]) -> bool:
@@ -478,10 +439,10 @@ def _names_a_cited_paper(text: str, citations: Sequence[Citation]) -> bool:
     return any(title_head(citation.title).casefold() in folded for citation in citations)
 
 
-def _with_best_sentence(text: str, plan: _Plan, cited_ids: Collection[str]) -> str:
+def _with_best_sentence(text: str, reading: _Reading, cited_ids: Collection[str]) -> str:
     """``text`` followed by the most relevant sentence of the first of ``cited_ids`` read, quoted and cited."""
-    numbers = {source.paper_id: source.n for source in plan.sources}
-    cited = [item for item in plan.evidence if item.paper.paper_id in cited_ids and item.sentences]
+    numbers = {source.paper_id: source.n for source in reading.sources}
+    cited = [item for item in reading.evidence if item.paper.paper_id in cited_ids and item.sentences]
     if not cited:
         return text
     item = cited[0]
@@ -491,74 +452,34 @@ def _with_best_sentence(text: str, plan: _Plan, cited_ids: Collection[str]) -> s
 
 
 def _answer_steps(
-    question: str,
-    history: Sequence[ChatTurn | Message],
-    *,
-    retriever: Retriever,
-    backend: LLMBackend,
-    settings: Settings,
-    papers_in_reach: Sequence[Paper],
-    catalog: Sequence[Paper] | None,
-    days: DateRange | None = None,
+    plan: QueryPlan, *, retriever: Retriever, backend: LLMBackend, settings: Settings
 ) -> Generator[str, None, Answer]:
-    planned = _plan(
-        question,
-        history_turns(history),
-        retriever=retriever,
-        backend=backend,
-        settings=settings,
-        papers_in_reach=papers_in_reach,
-        catalog=catalog,
-        days=days,
-    )
-    if isinstance(planned, Answer):
-        yield planned.text
-        return planned
+    reading = _read(plan, retriever=retriever, backend=backend, settings=settings)
+    if isinstance(reading, Answer):
+        yield reading.text
+        return reading
     completion = yield from backend.generate(
-        planned.messages, max_tokens=settings.llm.max_answer_tokens, temperature=settings.llm.temperature
+        reading.messages, max_tokens=settings.llm.max_answer_tokens, temperature=settings.llm.temperature
     ).relay()
     return _finish(
-        planned,
+        reading,
         completion.text,
         model=completion.model,
-        usage=planned.usage + completion.usage,
+        usage=reading.usage + completion.usage,
         embedder=retriever.store.embedder,
+        settings=settings,
     )
 
 
 def stream_answer(
-    question: str,
-    history: Sequence[ChatTurn | Message] = (),
-    *,
-    retriever: Retriever,
-    backend: LLMBackend,
-    settings: Settings,
-    papers_in_reach: Sequence[Paper] = (),
-    catalog: Sequence[Paper] | None = None,
-    days: DateRange | None = None,
+    plan: QueryPlan, *, retriever: Retriever, backend: LLMBackend, settings: Settings
 ) -> Streamed[Answer]:
-    """Answer ``question`` from the collection with citations ``[n]`` to numbered sources, as it is written.
+    """Answer the planned question from the collection with citations ``[n]`` to numbered sources, as it is written.
 
-    ``history`` lets follow-ups ("what about its results?") be understood; ``papers_in_reach``
-    are papers the conversation discussed, kept available to follow-ups; ``catalog`` is the
-    collection's papers for name resolution (read from the store when omitted). ``days``: read
-    only the papers of those days (``question`` without its date phrase); a range with nothing on
-    the question declines naming it, and one without a topic lists its papers.
+    The plan (:func:`assistant.plan.plan_message`) carries the question, its shape, the papers it
+    names or a follow-up points at, and the words no abstract has.
     """
-    if not question.strip():
-        raise InvalidInput("The question is empty: type what you would like to know about the papers.")
-    return Streamed(
-        _answer_steps(
-            question,
-            history,
-            retriever=retriever,
-            backend=backend,
-            settings=settings,
-            papers_in_reach=papers_in_reach,
-            catalog=catalog,
-            days=days,
-        )
-    )
+    return Streamed(_answer_steps(plan, retriever=retriever, backend=backend, settings=settings))
 
 
 # --- dated questions ("which papers on X came out last week?") ----------------------------
@@ -587,6 +508,8 @@ def _days_listing(
             question=question,
             text=f"The collection holds no paper listed {span_text(days)}{where}.",
             refused=True,
+            outcome=Outcome.DECLINE,
+            reason=Reason.NO_PAPERS_IN_RANGE,
             notices=notices,
         )
     ids = retriever.paper_ids_in(days)
@@ -597,7 +520,15 @@ def _days_listing(
     more = f"\n\n…and {len(ids) - len(shown)} more." if len(ids) > len(shown) else ""
     head = f"The {len(ids)} paper{'s' if len(ids) != 1 else ''} listed {span_text(DateRange(start=min(held), end=max(held)))}:"
     text, citations = validate(head + "\n\n" + "\n".join(lines) + more, sources)
-    return Answer(question=question, text=text, sources=sources, citations=citations, notices=notices)
+    return Answer(
+        question=question,
+        text=text,
+        sources=sources,
+        citations=citations,
+        outcome=Outcome.ONE_LINE_PER_PAPER,
+        reason=Reason.LISTED_DAYS,
+        notices=notices,
+    )
 
 
 def _in_range(papers: Sequence[Paper], days: DateRange, notices: list[str]) -> list[Paper]:
@@ -618,14 +549,23 @@ def _nothing_in_range(
     retriever: Retriever,
     notices: Sequence[str],
     usage: Usage,
+    margin: float,
 ) -> Answer:
     """An honest decline naming the range, and the nearest papers on other days; never their content."""
     topic = quoted_list(uncovered) if uncovered else f"“{' '.join(content_words(query)) or query.strip()}”"
     found = [hit for hit in retriever.search(query, NEAREST_DAYS_SHOWN) if not days.contains(hit.paper.day)]
     closest = max((hit.similarity or 0.0 for hit in found), default=0.0)
-    elsewhere = [hit for hit in found if (hit.similarity or 0.0) >= closest - EVIDENCE_MARGIN]
+    elsewhere = [hit for hit in found if (hit.similarity or 0.0) >= closest - margin]
     text = f"Nothing on {topic} was listed {between_text(days)}."
     if elsewhere:
         lines = "\n".join(f"- {hit.paper.day}: {hit.paper.title}" for hit in elsewhere)
         text += f" The nearest papers on other days:\n{lines}"
-    return Answer(question=question, text=text, refused=True, notices=list(notices), usage=usage)
+    return Answer(
+        question=question,
+        text=text,
+        refused=True,
+        outcome=Outcome.DECLINE,
+        reason=Reason.NOTHING_IN_RANGE,
+        notices=list(notices),
+        usage=usage,
+    )

@@ -24,16 +24,19 @@ from collections import Counter
 from collections.abc import Generator, Sequence
 
 from assistant.citations import cited_numbers, insert, markers_to_sentence_ends, name_paper_markers, strip_markers
+from assistant.declines import declined
 from assistant.embeddings import EmbedFunction
 from assistant.errors import InvalidInput
 from assistant.extracts import ASPECTS, Aspect, AspectSentences
-from assistant.grounding import check_support, declined, grounded_sentences, scrub, strip_echoed_prompt
 from assistant.instructions import instructions_notice, without_instructions
 from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
 from assistant.schema import Comparison, ComparisonAspect, DateRange, Paper, PaperRef, Source, Usage
+from assistant.scrubbing import scrub, strip_echoed_prompt
 from assistant.settings import Settings
+from assistant.settling import grounded_sentences
 from assistant.streaming import Streamed
+from assistant.support import check_support
 from assistant.text import RESEARCH_WORDS, STOPWORDS, TITLE_HEAD_WORDS, split_sentences, title_head
 
 MIN_PAPERS = 2

@@ -17,12 +17,13 @@ from assistant.budget import context_budget, pack_context
 from assistant.citations import insert
 from assistant.embeddings import EmbedFunction
 from assistant.extracts import APPROACH, AspectSentences
-from assistant.grounding import grounded_sentences, strip_echoed_prompt
 from assistant.instructions import without_instructions
 from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
 from assistant.schema import DateRange, Digest, Paper, Source, Theme, Usage, paper_id_of
+from assistant.scrubbing import strip_echoed_prompt
 from assistant.settings import Settings
+from assistant.settling import grounded_sentences
 from assistant.store import PaperStore, date_filter
 from assistant.streaming import Streamed
 from assistant.text import split_sentences

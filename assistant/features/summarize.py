@@ -18,13 +18,14 @@ from pathlib import Path
 from assistant.embeddings import EmbedFunction
 from assistant.errors import data_dir_errors
 from assistant.extracts import SUMMARY_MIN_WORDS, extractive_paragraph, one_paragraph
-from assistant.grounding import check_against_own_source, mostly_unsupported, scrub, strip_echoed_prompt
 from assistant.instructions import instructions_notice, without_instructions
 from assistant.llm import LLMBackend
 from assistant.prompts import fence_sources, load_prompt
 from assistant.schema import Paper, Source, Summary
+from assistant.scrubbing import scrub, strip_echoed_prompt
 from assistant.settings import Settings
 from assistant.streaming import Streamed
+from assistant.support import check_against_own_source, mostly_unsupported
 from assistant.text import word_count
 
 # 150 words are about 200 tokens; a little more lets the model finish its last sentence.

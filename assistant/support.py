@@ -1,4 +1,4 @@
-"""Is a generated text grounded in its sources? Sentence by sentence, with reasons.
+"""The support check: is a generated text grounded in its sources? Sentence by sentence, with reasons.
 
 Each claim sentence is compared with the sources it cites (all sources, with a stricter bar, when it
 cites none): the embedding similarity to the closest source sentence or pair of sentences, plus how
@@ -7,8 +7,8 @@ source does not contain are flagged whatever the similarity: they are what a sma
 or swaps between papers. Hedges and headings ("The collection does not say.", "Sources:") are not
 claims and are neither supported nor flagged.
 
-Calibration, with the bundled MiniLM embedder on the sample collection (the cases are in
-``tests/test_support.py``); score = 0.65 x best cosine + 0.35 x key-term coverage:
+Calibration, with the bundled MiniLM embedder on the sample collection (cases drawn from it are in
+``tests/test_grounding.py``); score = 0.65 x best cosine + 0.35 x key-term coverage:
 
 - 446 abstract sentences cited to their paper, next to its nearest neighbour: all supported
   (score 1.0); the same sentences cited to the neighbour: none supported (p95 0.56, p99 0.69,
@@ -18,15 +18,21 @@ Calibration, with the bundled MiniLM embedder on the sample collection (the case
   at most 0.58 (that one is flagged for a name the source lacks), otherwise at most 0.566.
 - 104 planted off-topic claims: at most 0.50.
 Hence 0.60 for a cited sentence; an uncited one must reach 0.64 against its single best source.
+The first set is rebuilt from the repository by ``python -m benchmarks.calibrate`` (today, with the
+sentence splitter since refined: 442 sentences, 435 supported cited to their own paper, none cited
+to the nearest other paper); the paraphrases and planted claims were written by hand and are not
+in the repository.
+
+The support check is one of four concerns that judge a model's text: citations are settled on
+the sources that ground each sentence in :mod:`assistant.settling`, links and markup no source
+has are removed in :mod:`assistant.scrubbing`, and a reply that only declines is recognised in
+:mod:`assistant.declines`. Sentence vectors are cached beside the embedders
+(:func:`assistant.embeddings.embed_with_cache`).
 """
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-import weakref
-from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,10 +41,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from assistant.citations import cited_numbers, settle, strip_markers, validate
-from assistant.embeddings import EmbedFunction
+from assistant.citations import cited_numbers, strip_markers
+from assistant.embeddings import EmbedFunction, embed_with_cache
 from assistant.instructions import without_instructions
-from assistant.schema import Citation, Source
+from assistant.schema import Source
 from assistant.text import (
     LIST_MARKER,
     NUMBER_WORDS,
@@ -63,8 +69,6 @@ MIN_SIMILARITY = 0.45
 """Below this cosine no amount of shared vocabulary makes a sentence supported."""
 MAX_UNSUPPORTED_SHARE = 0.5
 """Above this share of ungrounded sentences a model's text is replaced by the sources' own sentences."""
-NOT_COVERED = "NOT COVERED"
-"""The phrase the prompts ask a model to write when its sources do not answer."""
 MISATTRIBUTION_MARGIN = 0.10
 """A sentence that scores this much higher against a source it does not cite is attributed to the wrong one."""
 MIN_HEAD_CHARS = 8
@@ -245,44 +249,6 @@ def as_evidence(sources: Sequence[Source | str]) -> list[_Evidence]:
     ]
 
 
-def _embed(embedder: EmbedFunction, texts: Sequence[str]) -> np.ndarray:
-    if not texts:
-        return np.zeros((0, 1), dtype=np.float32)
-    vectors = np.asarray(embedder(list(texts)), dtype=np.float32)
-    return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
-
-
-SOURCE_CACHE_SIZE = 20_000
-"""Source sentences remembered per embedder: a conversation keeps citing the same abstracts."""
-_source_vectors: weakref.WeakKeyDictionary[object, OrderedDict[str, np.ndarray]] = weakref.WeakKeyDictionary()
-_source_lock = threading.Lock()
-
-
-def embed_with_cache(embedder: EmbedFunction, fresh: Sequence[str], sources: Sequence[str]) -> np.ndarray:
-    """Vectors of ``fresh`` then ``sources`` in at most one embedder call.
-
-    Source sentences are remembered per embedder, so a conversation citing the same abstracts embeds
-    only its new sentences; a fresh text equal to a remembered one (a copied sentence) is reused too.
-    """
-    try:
-        with _source_lock:
-            cache = _source_vectors.setdefault(embedder, OrderedDict())
-    except TypeError:  # an embedder that cannot be weakly referenced is not cached
-        cache = OrderedDict()
-    wanted = list(dict.fromkeys([*fresh, *sources]))
-    with _source_lock:
-        known = {text: cache[text] for text in wanted if text in cache}
-    missing = [text for text in wanted if text not in known]
-    known.update(zip(missing, _embed(embedder, missing), strict=True))
-    with _source_lock:
-        for text in dict.fromkeys(sources):
-            cache[text] = known[text]
-            cache.move_to_end(text)
-        while len(cache) > SOURCE_CACHE_SIZE:
-            cache.popitem(last=False)
-    return np.asarray([known[text] for text in [*fresh, *sources]], dtype=np.float32)
-
-
 # --- the check ----------------------------------------------------------------------------------
 def check_support(text: str, sources: Sequence[Source | str], embedder: EmbedFunction) -> SupportReport:
     """Judge each sentence of ``text`` against ``sources``; one embedder call for all of them.
@@ -443,114 +409,6 @@ def _score(claim: _Claim, cosine: float, sources: Sequence[_Evidence]) -> float:
     return EMBEDDING_WEIGHT * cosine + (1 - EMBEDDING_WEIGHT) * matched / total
 
 
-# --- citations, settled by the check -------------------------------------------------------------
-_OUTER_MARKERS = re.compile(r"^(?:\s*\[\d+\])+\s*[:;,–-]?|(?:\s*\[\d+\])+\s*[.!?]?\s*$")
-
-
-def _cited_in_place(sentence: str) -> bool:
-    """Several papers cited inside the sentence, not only at its start or end."""
-    return len(set(cited_numbers(sentence))) > 1 and bool(cited_numbers(_OUTER_MARKERS.sub("", sentence)))
-
-
-def settle_citations(text: str, sources: Sequence[Source], report: SupportReport, embedder: EmbedFunction) -> str:
-    """``text`` with each claim citing the sources that ground it, as far as one can tell.
-
-    A small model forgets the ``[n]`` of a sentence it copied from a source, or adds a
-    second paper that has nothing to do with it. Checked against one source at a time,
-    the support check tells which sources ground a sentence on their own: an uncited
-    sentence gets the best of them; a sentence citing several keeps those that ground it
-    (all of them when none does alone, and the joint check judges it as written). A sentence
-    that cites papers where it names them ("ZIP-FIT [1] ..., while Bonito [2] ...") is left as
-    written: each marker belongs to its clause.
-    """
-    unsettled = {
-        strip_markers(verdict.text).strip().lstrip(":;,-– ").strip(): verdict
-        for verdict in report.sentences
-        if verdict.kind == "claim" and len(verdict.cited) != 1 and not _cited_in_place(verdict.text)
-    }
-    if not unsettled:
-        return text
-    grounding: dict[str, dict[int, float]] = {key: {} for key in unsettled}
-    for source in sources:
-        # One paragraph each: a sentence without a full stop (a list item, a bare title) must not
-        # run into the next and come back as a unit matching none of them.
-        for verdict in check_support("\n\n".join(unsettled), [source], embedder).sentences:
-            if verdict.supported and verdict.text in grounding:
-                grounding[verdict.text][source.n] = verdict.score
-    for plain_text, verdict in unsettled.items():
-        settled = settle(verdict.text, verdict.cited, grounding[plain_text])
-        if settled is not None:
-            text = text.replace(verdict.text, settled, 1)
-    return text
-
-
-def checked(text: str, sources: Sequence[Source], embedder: EmbedFunction) -> tuple[str, list[Citation], SupportReport]:
-    """``text`` (its citations validated) with its citations settled, their citations, and its support report."""
-    report = check_support(text, sources, embedder)
-    settled = settle_citations(text, sources, report, embedder)
-    if settled == text:
-        return (*validate(text, sources), report)
-    text, citations = validate(settled, sources)
-    return text, citations, check_support(text, sources, embedder)
-
-
-def cite_named_papers(text: str, sources: Sequence[Source]) -> str:
-    """Each sentence that names a source it does not cite gets that source's marker after the name.
-
-    For text about several papers at once: "ZIP-FIT uses gzip ..., while Bonito [2] learns ..."
-    speaks of ZIP-FIT as surely as of Bonito, and is then checked against both abstracts. A name
-    counts when only that source has it: a coined name or acronym, or the title's head.
-    """
-    evidence = as_evidence(sources)
-    pieces: list[str] = []
-    done = 0
-    for sentence in split_sentences(text):
-        start = text.find(sentence, done)
-        if start < 0:
-            continue
-        cited = set(cited_numbers(sentence))
-        marked = sentence
-        for source in evidence:
-            if source.n in cited:
-                continue
-            own = [
-                token.text
-                for token in tokenize(plain(sentence))
-                if token.unit in names_in(token.text)
-                and source.mentions(token.unit)
-                and not any(other.mentions(token.unit) for other in evidence if other is not source)
-            ]
-            if len(source.head) >= MIN_HEAD_CHARS:
-                own.append(source.head)
-            for name in own:
-                found = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", marked, re.IGNORECASE)
-                if found and not marked[found.end() :].lstrip().startswith("["):
-                    marked = f"{marked[: found.end()]} [{source.n}]{marked[found.end() :]}"
-                    break
-        pieces.append(text[done:start] + marked)
-        done = start + len(sentence)
-    return "".join(pieces) + text[done:]
-
-
-def grounded_sentences(reply: str, sources: Sequence[Source], embedder: EmbedFunction) -> tuple[list[str], list[str]]:
-    """The reply's sentences that the sources support and that cite one (each once), and the claims left out.
-
-    For text that speaks of several papers at once (a comparison's narrative, a digest
-    paragraph), where an ungrounded or unattributed sentence is worse than a shorter text. A
-    paper named without its marker is cited where it is named (:func:`cite_named_papers`).
-    Links and markup no source has are removed first; hedges and headings are neither kept
-    nor counted.
-    """
-    text, _ = validate(scrub(strip_echoed_prompt(reply), sources).text, sources)
-    if not text:
-        return [], []
-    text = cite_named_papers(text, sources)
-    _, _, report = checked(text, sources, embedder)
-    claims = [verdict for verdict in report.sentences if verdict.kind == "claim"]
-    kept = list(dict.fromkeys(verdict.text for verdict in claims if verdict.supported and verdict.cited))
-    return kept, [verdict.text for verdict in claims if verdict.text not in kept]
-
-
 def check_against_own_source(text: str, source: Source, embedder: EmbedFunction) -> SupportReport:
     """Each sentence of ``text`` checked as a sentence citing ``source``: for text about that one paper.
 
@@ -569,169 +427,3 @@ def check_against_own_source(text: str, source: Source, embedder: EmbedFunction)
 
 def mostly_unsupported(share: float) -> bool:
     return share > MAX_UNSUPPORTED_SHARE
-
-
-# --- what a reply is, before it is checked ------------------------------------------------------
-# Where a small model starts copying the prompt: a source tag, or the prompt's "Question:" line.
-_ECHOED_SOURCE = re.compile(r"<\s*/?\s*source\b|^\s*question\s*:", re.IGNORECASE | re.MULTILINE)
-_STRAY_TAG = re.compile(r"</?\s*[a-zA-Z][a-zA-Z0-9]*\s*/?>")
-
-
-def strip_echoed_prompt(reply: str) -> str:
-    """The reply up to where the model starts copying the prompt's markup (a small model does).
-
-    Everything from an echoed ``<source`` tag or ``Question:`` line on is the prompt
-    regurgitated, not an answer; stray tags elsewhere (``</pre>``) are dropped.
-    """
-    echo = _ECHOED_SOURCE.search(reply)
-    kept = reply[: echo.start()] if echo else reply
-    return _STRAY_TAG.sub("", kept).strip()
-
-
-_REFUSAL_SENTENCE = re.compile(
-    r"^\W*(?:not\s+covered|(?:the\s+)?(?:collection|sources?|excerpts?|abstracts?|papers?|context|texts?)\s+"
-    r"(?:do|does|did)(?:\s+not|n['’]t)\s+(?:answer|cover|mention|say|contain|provide|state|discuss|address|report"
-    r"|specify|include)\b[^.]*|no\s+(?:relevant\s+)?information\b[^.]*|(?:this|the)\s+question\s+cannot\s+be\s+"
-    r"answered\b[^.]*|I\s+(?:do\s+not|don['’]t)\s+know\b[^.]*)\W*$",
-    re.IGNORECASE,
-)
-_NOT_COVERED_LINE = re.compile(rf"^\W*{NOT_COVERED}\W*$", re.IGNORECASE | re.MULTILINE)
-
-
-def declined(text: str) -> bool:
-    """The model's whole reply declines: NOT COVERED, or only sentences saying the sources do not answer.
-
-    Never a phrase inside an answer: "regions not covered by gradient descent [1]" is an answer.
-    """
-    sentences = [sentence for sentence in split_sentences(" ".join(text.split())) if sentence.strip()]
-    return bool(sentences) and all(_REFUSAL_SENTENCE.match(strip_markers(sentence)) for sentence in sentences)
-
-
-def without_decline(text: str) -> str:
-    """A reply that answers and then also writes NOT COVERED, without that line: the answer stands."""
-    return _NOT_COVERED_LINE.sub("", text).strip()
-
-
-# --- links, addresses, markup and code the sources do not have ------------------------------------
-_MARKDOWN_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(([^)\s]*)[^)\n]*\)")
-_MARKDOWN_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]*)[^)\n]*\)")
-_FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
-_INLINE_CODE = re.compile(r"`([^`\n]+)`")
-_HTML_TAG = re.compile(r"</?[A-Za-z][^<>\n]{0,300}>|<!--.*?-->", re.DOTALL)
-_ADDRESS = re.compile(
-    r"\b(?:https?://|ftp://|www\.)[^\s<>()\[\]\"']+|\b(?:javascript|data|vbscript):[^\s<>\"']+"
-    r"|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b",
-    re.IGNORECASE,
-)
-_CODE_LINE = re.compile(
-    r"^\s*(?:(?:var|let|const|function|import|def|class|return)\b.*[;{(=:]|.*(?:=>|\);|document\.|window\.|eval\(|<script)).*$",
-    re.MULTILINE,
-)
-_TRAILING_PUNCTUATION = ".,;:!?)"
-
-
-_CITATION_JSON = re.compile(r'\{\s*"(?:citations|sources|references)"\s*:')
-
-
-def _without_citation_json(text: str, removed: list[str]) -> str:
-    """``text`` without the JSON a model writes imitating the API's ``citations`` field (a reply is
-    its prose; the real citations are computed): each object from its ``{`` to its matching
-    ``}``, or to the end of its paragraph when the model left it unfinished."""
-    while match := _CITATION_JSON.search(text):
-        start = match.start()
-        try:
-            _, length = json.JSONDecoder().raw_decode(text[start:])
-            end = start + length
-        except ValueError:
-            paragraph_end = text.find("\n\n", start)
-            end = len(text) if paragraph_end < 0 else paragraph_end
-        removed.append(text[start:end])
-        text = text[:start] + " " + text[end:]
-    return text
-
-
-class Scrubbed(BaseModel):
-    """Model text with what no source has taken out, and what was taken out."""
-
-    text: str
-    removed: list[str] = Field(default_factory=list, description="Each removed link, address, tag or code, as written")
-
-    @property
-    def notice(self) -> str | None:
-        """What was removed, counted by kind, never quoted: a notice that repeated ``<img onerror=…>``
-        or a link handed the markup to any client that renders notices."""
-        if not self.removed:
-            return None
-        counts = Counter(_removed_kind(item) for item in self.removed)
-        kinds = [f"{n} {kind if n == 1 else kind + 's'}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1])]
-        listed = ", ".join(kinds[:-1]) + f" and {kinds[-1]}" if len(kinds) > 1 else kinds[0]
-        return f"Removed from the model's text because no cited abstract contains it: {listed}."
-
-
-def _removed_kind(item: str) -> str:
-    if item.startswith("!["):
-        return "image"
-    if item.startswith("{"):
-        return "block of citation JSON"
-    if item.startswith("<"):
-        return "piece of HTML"
-    if re.match(r"(?:https?://|ftp://|www\.|(?:javascript|data|vbscript):)", item, re.IGNORECASE):
-        return "link"
-    if "@" in item and " " not in item:
-        return "e-mail address"
-    return "piece of code"
-
-
-def scrub(text: str, sources: Sequence[Source]) -> Scrubbed:
-    """``text`` without links, addresses, HTML or code that appear in none of ``sources``.
-
-    A model copies links and markup from instructions hidden in an abstract, or invents them
-    (a project page on YouTube, a repository on GitHub): a URL, e-mail address, tag or piece of
-    code in a reply must appear verbatim in a source, or in a paper's own link, to stay. A
-    Markdown link becomes its text; the address behind it stays only when a source has it.
-    """
-    allowed = " ".join(part for source in sources for part in (source.text, source.title, source.link or ""))
-    removed: list[str] = []
-
-    def known(item: str) -> bool:
-        return item.rstrip(_TRAILING_PUNCTUATION) in allowed
-
-    def drop(match: re.Match[str]) -> str:
-        removed.append(match.group(0).strip())
-        return " "
-
-    def image(match: re.Match[str]) -> str:
-        removed.append(match.group(0))
-        return ""
-
-    def link(match: re.Match[str]) -> str:
-        label, target = match.group(1), match.group(2)
-        if target and known(target):
-            return f"{label} ({target.rstrip(_TRAILING_PUNCTUATION)})"
-        removed.append(target or match.group(0))
-        return label
-
-    def address(match: re.Match[str]) -> str:
-        item = match.group(0)
-        if known(item):
-            return item
-        removed.append(item.rstrip(_TRAILING_PUNCTUATION))
-        return item[len(item.rstrip(_TRAILING_PUNCTUATION)) :]
-
-    def code(match: re.Match[str]) -> str:
-        if known(match.group(1)):
-            return match.group(1)
-        removed.append(match.group(0))
-        return " "
-
-    text = _FENCED_CODE.sub(drop, text)
-    text = _without_citation_json(text, removed)
-    text = _MARKDOWN_IMAGE.sub(image, text)
-    text = _MARKDOWN_LINK.sub(link, text)
-    text = _HTML_TAG.sub(drop, text)
-    text = _INLINE_CODE.sub(code, text)
-    text = _CODE_LINE.sub(lambda match: match.group(0) if known(match.group(0).strip()) else drop(match), text)
-    text = _ADDRESS.sub(address, text)
-    cleaned = "\n".join(re.sub(r"[ \t]{2,}", " ", line).rstrip() for line in text.splitlines())
-    cleaned = re.sub(r"\s+([.,;:!?])", r"\1", cleaned)
-    return Scrubbed(text=cleaned.strip(), removed=list(dict.fromkeys(removed)))
