@@ -21,6 +21,7 @@ from assistant.errors import EXIT_BAD_INPUT, EXIT_OK, AssistantError, InvalidInp
 from assistant.schema import PaperList, Problem, SearchResults
 from assistant.settings import DEFAULT_LOCAL_MODEL, SAMPLE_COLLECTION, Settings, load_settings
 from ingestion.errors import IngestionError
+from ingestion.progress import IngestProgress
 
 DEBUG_VARIABLE = "ASSISTANT_DEBUG"
 """Set it to see the traceback of an unexpected error (a bug) instead of its one-line summary."""
@@ -198,15 +199,16 @@ def _print_json(payload: BaseModel | dict[str, Any]) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def _progress_bar(label: str) -> Callable[[int, int], None] | None:
+def _ingest_progress_bar(label: str) -> Callable[[IngestProgress], None] | None:
+    """The ingest's bar on stderr, only when stderr is a terminal: also with ``--json`` (stdout stays JSON)."""
     if not sys.stderr.isatty():
         return None
 
-    def show(done: int, total: int) -> None:
+    def show(event: IngestProgress) -> None:
         width = 30
-        filled = width if total == 0 else int(width * done / total)
-        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} chunks")
-        if done >= total:
+        filled = int(width * event.fraction)
+        sys.stderr.write(f"\r\033[K{label} [{'#' * filled}{'.' * (width - filled)}] {event.line()}")
+        if event.finished:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
@@ -237,7 +239,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     store = _open_store(settings)
     if args.rebuild:
         store.drop()
-    report = ingest_papers(read, store=store, progress=None if args.json else _progress_bar("embedding"))
+    report = ingest_papers(read, store=store, progress=_ingest_progress_bar("embedding"))
     if args.json:
         _print_json(report)
     else:
