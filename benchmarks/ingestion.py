@@ -290,7 +290,7 @@ def _archive_child(
     embedder = MiniLMEmbeddingFunction(threads=settings.ingest.embedding_threads)
     embedder(groups[0][:16])  # load the model outside the timings
     before = measure_limit(embedder, sampled[: len(sampled) // 2])
-    if before[0]:
+    if before[1]:
         print(
             f"[{variant}] bare forward before the ingest: {before[1] / before[0]:,.0f} tokens/s",
             file=sys.stderr,
