@@ -15,6 +15,7 @@ from assistant.app import session as app_session
 from assistant.instructions import instructions_notice
 from assistant.schema import IngestReport
 from ingestion import pipeline
+from ingestion.progress import IngestProgress
 
 REPORT = "last_ingest_report"
 UPLOADER_ROUND = "uploader_round"
@@ -38,8 +39,8 @@ uploads = st.file_uploader(
 if st.button("Ingest", type="primary", disabled=not uploads, icon=":material/upload:"):
     bar = st.progress(0.0, text="Reading the files…")
 
-    def show(done: int, total: int) -> None:
-        bar.progress(done / total if total else 1.0, text=f"Embedding and storing: {done} of {total} chunks")
+    def show(event: IngestProgress) -> None:
+        bar.progress(event.fraction, text=f"Embedding and storing: {event.line()}")
 
     try:
         report = pipeline.ingest_uploads([(upload.name, upload.getvalue()) for upload in uploads or []], store, show)

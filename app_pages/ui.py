@@ -30,6 +30,7 @@ from assistant.service import Clarification, PaperAssistant
 from assistant.settings import Settings, load_settings
 from assistant.store import PaperStore
 from ingestion import pipeline
+from ingestion.progress import IngestProgress
 
 CHAT_PAGE = "app_pages/chat.py"
 PAPERS_PAGE = "app_pages/papers.py"
@@ -174,8 +175,8 @@ def _first_start(store: PaperStore) -> None:
     with st.status("First start: adding the sample collection (one day of papers)…", expanded=True) as status:
         bar = st.progress(0.0, text="Embedding the abstracts…")
 
-        def show(done: int, total: int) -> None:
-            bar.progress(done / total if total else 1.0, text=f"Embedding the abstracts: {done} of {total} chunks")
+        def show(event: IngestProgress) -> None:
+            bar.progress(event.fraction, text=f"Embedding the abstracts: {event.line()}")
 
         report = pipeline.ensure_sample(store, progress=show)
         if report is not None:

@@ -21,6 +21,7 @@ from assistant.errors import EXIT_BAD_INPUT, EXIT_OK, AssistantError, InvalidInp
 from assistant.schema import IngestReport, Paper, PaperList, Problem, SearchResults
 from assistant.settings import DEFAULT_LOCAL_MODEL, SAMPLE_COLLECTION, Settings, load_settings
 from ingestion.errors import IngestionError
+from ingestion.progress import IngestProgress
 
 DEBUG_VARIABLE = "ASSISTANT_DEBUG"
 """Set it to see the traceback of an unexpected error (a bug) instead of its one-line summary."""
@@ -241,15 +242,16 @@ def _print_json(payload: BaseModel | dict[str, Any]) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def _progress_bar(label: str) -> Callable[[int, int], None] | None:
+def _ingest_progress_bar(label: str) -> Callable[[IngestProgress], None] | None:
+    """The ingest's bar on stderr, only when stderr is a terminal: also with ``--json`` (stdout stays JSON)."""
     if not sys.stderr.isatty():
         return None
 
-    def show(done: int, total: int) -> None:
+    def show(event: IngestProgress) -> None:
         width = 30
-        filled = width if total == 0 else int(width * done / total)
-        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} chunks")
-        if done >= total:
+        filled = int(width * event.fraction)
+        sys.stderr.write(f"\r\033[K{label} [{'#' * filled}{'.' * (width - filled)}] {event.line()}")
+        if event.finished:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
@@ -286,11 +288,11 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         store.drop()
     report = IngestReport()
     if read.papers:
-        report = ingest_papers(read, store=store, progress=None if args.json else _progress_bar("embedding"))
+        report = ingest_papers(read, store=store, progress=_ingest_progress_bar("embedding"))
         with ingest_lock(settings):
             store.record_fetched_days(day for day in args.hf_date if day < feed_today())
     if args.hf_since is not None:
-        days = _fetch_days(args.hf_since, args.hf_until, store, settings, quiet=args.json)
+        days = _fetch_days(args.hf_since, args.hf_until, store, settings)
         report = _combined(report, days) if read.papers else days
     _print_ingest_report(report, as_json=args.json)
     return EXIT_OK
@@ -306,12 +308,12 @@ def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
             "the collection holds no day of the daily papers yet: start with "
             "`paper-assistant ingest --hf-since YYYY-MM-DD` (the first day to fetch)"
         )
-    report = _fetch_days(newest, feed_today(), store, settings, quiet=args.json)
+    report = _fetch_days(newest, feed_today(), store, settings)
     _print_ingest_report(report, as_json=args.json)
     return EXIT_OK
 
 
-def _fetch_days(start: date, end: date | None, store: Any, settings: Settings, *, quiet: bool) -> IngestReport:
+def _fetch_days(start: date, end: date | None, store: Any, settings: Settings) -> IngestReport:
     from ingestion.hf_feed import feed_today, ingest_feed_days
 
     return ingest_feed_days(
@@ -320,8 +322,8 @@ def _fetch_days(start: date, end: date | None, store: Any, settings: Settings, *
         store=store,
         base_url=str(settings.ingest.hf_daily_papers_url),
         timeout_s=settings.ingest.http_timeout_s,
-        progress=None if quiet else _day_progress(),
-        embed_progress=None if quiet else _progress_bar("embedding"),
+        progress=_day_progress(),
+        embed_progress=_ingest_progress_bar("embedding"),
     )
 
 

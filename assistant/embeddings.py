@@ -83,6 +83,15 @@ class MiniLMEmbeddingFunction(_UnitVectorEmbedder):
     DEFAULT_BATCH_SIZE = 16
     """Measured on 2 CPU cores (benchmarks/ingestion.py): 16 chunks per pass ran 20-30% faster than 64."""
 
+    SPINNING = False
+    """Whether onnxruntime's idle intra-op threads busy-wait for the next operator (its default).
+
+    Off: on 2 cores shared with other work (the tokenizer, Chroma's writes, other processes) a
+    spinning thread burns the core its peer or the writer needs. 213 real archive chunks, same
+    session otherwise, same round on the shared 2-core machine: 122.6 s spinning, 58.2 s not
+    (the vectors are bit-identical: it only changes how threads wait). See benchmarks/README.md.
+    """
+
     def __init__(self, batch_size: int | None = None, threads: int = 0) -> None:
         self.batch_size = batch_size or self.DEFAULT_BATCH_SIZE
         self.threads = threads
@@ -133,6 +142,8 @@ class MiniLMEmbeddingFunction(_UnitVectorEmbedder):
             options = ort.SessionOptions()
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.intra_op_num_threads = self.threads or (os.cpu_count() or 1)
+            # Idle worker threads sleep instead of spinning: see SPINNING in the class docstring.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.SPINNING else "0")
             options.log_severity_level = 3
             session = ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
             self._input_names = frozenset(i.name for i in session.get_inputs())

@@ -12,12 +12,15 @@ that progress is visible and a kill loses at most the group in flight.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
+import numpy as np
 from filelock import FileLock, Timeout
 
+from assistant.embeddings import EmbedFunction
 from assistant.errors import StoreUnavailable
 from assistant.instructions import instruction_sentences
 from assistant.schema import AddressedAbstract, IngestReport, Paper, PaperStats, Problem, ReadResult
@@ -26,12 +29,14 @@ from assistant.store import INGEST_LOCK_FILE, PaperStore, cannot_write, lock_fil
 from ingestion.chunking import chunk_paper
 from ingestion.duplicates import Merged, Merger, cap_problems, locations_of
 from ingestion.errors import IngestionError
+from ingestion.progress import IngestProgress, ProgressCallback
 from ingestion.readers import MAX_PROBLEMS_PER_FILE, read_bytes, read_path
 
-ProgressCallback = Callable[[int, int], None]
-"""Called with (chunks embedded and written so far, chunks to write in all)."""
-
 PAPERS_PER_GROUP = 256
+"""Papers embedded, then written, together: a kill loses at most this many papers' work."""
+
+CHUNKS_PER_SLICE = 64
+"""Chunks per call of the embedder (and per progress event): ~2 s on 2 cores; MiniLM splits it into batches."""
 
 
 def read_sources(paths: Iterable[Path | str]) -> ReadResult:
@@ -139,27 +144,73 @@ def ingest_papers(
 def _embed_and_write(
     papers: Sequence[Paper], replaces: dict[str, list[str]], store: PaperStore, progress: ProgressCallback | None
 ) -> int:
-    """Embed and write ``papers``; ``replaces[paper_id]`` are the stored papers each one replaces."""
+    """Embed and write ``papers``; ``replaces[paper_id]`` are the stored papers each one replaces.
+
+    Papers go in groups of ``PAPERS_PER_GROUP``, written once each group is embedded (a kill loses
+    at most the group in flight). Within a group the chunks are embedded ``CHUNKS_PER_SLICE`` at a
+    time, longest last, so that a slice holds texts of similar length (little padding) and progress
+    is reported after every slice.
+    """
     settings = store.settings
     chunked = [
         (paper, chunk_paper(paper, settings.ingest.chunk_tokens, settings.ingest.chunk_overlap_tokens))
         for paper in papers
     ]
-    total = sum(len(chunks) for _, chunks in chunked)
-    done = 0
-    if progress is not None:
-        progress(0, total)
+    tracker = _Tracker(len(chunked), sum(len(chunks) for _, chunks in chunked), progress)
+    written = 0
     for start in range(0, len(chunked), PAPERS_PER_GROUP):
         group = chunked[start : start + PAPERS_PER_GROUP]
         texts = [chunk.embedding_text for _, chunks in group for chunk in chunks]
-        vectors = iter(store.embedder(texts))
-        rows = [(paper, chunks, [next(vectors) for _ in chunks]) for paper, chunks in group]
-        done += store.write_papers(
+        vectors = _embed_by_length(texts, store.embedder, tracker)
+        at = iter(range(len(texts)))
+        rows = [(paper, chunks, [vectors[next(at)] for _ in chunks]) for paper, chunks in group]
+        count = store.write_papers(
             rows, replace=[old for paper, _ in group for old in replaces.get(paper.paper_id, [])]
         )
-        if progress is not None:
-            progress(done, total)
-    return done
+        written += count
+        tracker.papers_written(len(group), count)
+    return written
+
+
+def _embed_by_length(texts: Sequence[str], embed: EmbedFunction, tracker: _Tracker) -> list[np.ndarray]:
+    """Vectors of ``texts`` in their order, embedded in slices of similar length (by characters)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors: list[np.ndarray] = [_NO_VECTOR] * len(texts)
+    for start in range(0, len(order), CHUNKS_PER_SLICE):
+        indices = order[start : start + CHUNKS_PER_SLICE]
+        for index, vector in zip(indices, embed([texts[i] for i in indices]), strict=True):
+            vectors[index] = vector
+        tracker.chunks_embedded(len(indices))
+    return vectors
+
+
+_NO_VECTOR = np.empty(0, dtype=np.float32)
+
+
+class _Tracker:
+    """Counts what is done and tells ``progress`` (when given) after each step, with the time since the start."""
+
+    def __init__(self, papers: int, chunks: int, progress: ProgressCallback | None) -> None:
+        self._progress = progress
+        self._started = time.monotonic()
+        self._event = IngestProgress(
+            papers_done=0, papers_total=papers, chunks_written=0, chunks_embedded=0, chunks_total=chunks, elapsed_s=0
+        )
+        self._tell()
+
+    def chunks_embedded(self, count: int) -> None:
+        self._event.chunks_embedded += count
+        self._tell()
+
+    def papers_written(self, papers: int, chunks: int) -> None:
+        self._event.papers_done += papers
+        self._event.chunks_written += chunks
+        self._tell()
+
+    def _tell(self) -> None:
+        if self._progress is not None:
+            self._event.elapsed_s = time.monotonic() - self._started
+            self._progress(self._event.model_copy())
 
 
 def ingest_paths(
@@ -187,7 +238,7 @@ def _first_problems(read: ReadResult, limit: int = 3) -> str:
 _first_start_lock = threading.Lock()
 
 
-def ensure_sample(store: PaperStore, progress: Callable[[int, int], None] | None = None) -> IngestReport | None:
+def ensure_sample(store: PaperStore, progress: ProgressCallback | None = None) -> IngestReport | None:
     """Ingest the bundled sample when the store is empty; None when it already holds papers.
 
     Serialised in the process: two first visits at once ingest the sample once, the
@@ -214,7 +265,7 @@ def read_uploads(files: Iterable[tuple[str, bytes]]) -> ReadResult:
 
 
 def ingest_uploads(
-    files: Iterable[tuple[str, bytes]], store: PaperStore, progress: Callable[[int, int], None] | None = None
+    files: Iterable[tuple[str, bytes]], store: PaperStore, progress: ProgressCallback | None = None
 ) -> IngestReport:
     """Read and ingest uploads; the report lists every record that was skipped and why."""
     read = read_uploads(files)

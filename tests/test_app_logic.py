@@ -24,6 +24,7 @@ from assistant.settings import DEFAULT_LOCAL_MODEL, Settings
 from assistant.store import PaperStore
 from ingestion import pipeline
 from ingestion.errors import IngestionError
+from ingestion.progress import IngestProgress
 
 markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (installed with rich) renders CommonMark here")
 # CommonMark with raw HTML allowed: anything our escaping lets through as HTML shows up as a tag.
@@ -438,13 +439,19 @@ def test_uploads_report_bad_records_and_unreadable_files() -> None:
 
 def test_ingest_uploads_writes_good_papers_with_progress(settings: Settings) -> None:
     store = PaperStore(settings)
-    calls: list[tuple[int, int]] = []
+    calls: list[IngestProgress] = []
     payload = json.dumps([{"title": ATLAS.title, "abstract": ATLAS.abstract}, {"title": "Only a title"}]).encode()
-    report = pipeline.ingest_uploads(
-        [("papers.json", payload)], store, progress=lambda done, total: calls.append((done, total))
-    )
+    report = pipeline.ingest_uploads([("papers.json", payload)], store, progress=calls.append)
     assert (report.papers_added, report.total_papers, len(report.problems)) == (1, 1, 1)
-    assert calls[0] == (0, report.chunks_written) and calls[-1] == (report.chunks_written, report.chunks_written)
+    first, last = calls[0], calls[-1]
+    assert (first.chunks_written, first.chunks_total, first.papers_done, first.papers_total) == (
+        0,
+        report.chunks_written,
+        0,
+        1,
+    )
+    assert (last.chunks_written, last.chunks_total, last.papers_done) == (report.chunks_written,) * 2 + (1,)
+    assert last.finished and last.fraction == 1.0 and last.seconds_left == 0.0
 
     nothing = pipeline.ingest_uploads([("empty.txt", b"  ")], store)
     assert (nothing.papers_added, nothing.total_papers, len(nothing.problems)) == (0, 1, 1)
@@ -457,9 +464,11 @@ def test_first_start_ingests_the_sample_once(
     small_sample.write_text(json.dumps({"title": ZIPFIT.title, "abstract": ZIPFIT.abstract}) + "\n")
     monkeypatch.setattr(pipeline, "SAMPLE_COLLECTION", small_sample)
     store = PaperStore(settings)
-    progress: list[tuple[int, int]] = []
-    report = pipeline.ensure_sample(store, progress=lambda done, total: progress.append((done, total)))
-    assert report is not None and report.papers_added == 1 and progress[-1][0] == progress[-1][1] > 0
+    progress: list[IngestProgress] = []
+    report = pipeline.ensure_sample(store, progress=progress.append)
+    assert (
+        report is not None and report.papers_added == 1 and progress[-1].chunks_written == progress[-1].chunks_total > 0
+    )
     assert pipeline.ensure_sample(store) is None
 
 
