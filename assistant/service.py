@@ -38,7 +38,7 @@ from assistant.retrieval import Retriever
 from assistant.schema import Answer, Citation, Comparison, Digest, Hit, Message, Paper, PaperRef, Source, Summary, Usage
 from assistant.settings import Settings
 from assistant.store import PaperStore
-from assistant.streaming import Streamed
+from assistant.streaming import Streamed, current_notices
 
 _COMPARISON = re.compile(
     r"\bcompar(?:e|es|ed|ing|ison)\b|\bvs\.?(?=\s)|\bversus\b|\bdiffer(?:s|ent|ently|ence|ences)?\b|\bcontrast\b"
@@ -126,7 +126,8 @@ def _reply(
     papers: list[PaperRef],
     notices: Sequence[str],
 ) -> Reply:
-    own = list(getattr(result, "notices", []))
+    # The model layer's notices (a reply cut at its budget) reach the reply this way.
+    own = [*getattr(result, "notices", []), *current_notices()]
     if isinstance(result, Answer):
         citations = list(result.citations)
         kind = "refusal" if result.refused else kind
