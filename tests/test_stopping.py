@@ -29,6 +29,9 @@ from assistant.streaming import Stopped, Streamed
 
 COMPARE = "Compare MUSCLE, aTLAS, ZIP-FIT and Bonito"
 PAPERS = ["MUSCLE", "aTLAS", "ZIP-FIT", "Bonito"]
+AFTER_A_PAPER_S = 12.0
+"""Long enough for a comparison that was not stopped to ask for its second paper after the first
+one's reply came (its cells are checked against the abstract in between: 4.7 s on a busy machine)."""
 
 
 @pytest.fixture(autouse=True)
@@ -120,7 +123,9 @@ def test_a_client_leaving_a_comparison_stops_the_model_calls(sample_store, strea
         settings = sample_store.settings.replace(model="openai/fake", api_base=server.api_base, max_retries=0)
         with running(create_app(settings, store=sample_store, token="")) as api:
             _leave_once_asked(api, lambda: len(server.requests), stream=stream)
-            time.sleep(4)  # time for two more replies, were they asked for
+            # Were it not stopped, the second paper's request would come once the first reply (2 s) is
+            # checked: 6.9 s after the first was asked, measured on a busy 2-core machine.
+            time.sleep(AFTER_A_PAPER_S)
             assert len(server.requests) == 1, [r.body.get("max_tokens") for r in server.requests]
             assert httpx.get(api.url + "/healthz").json()["status"] == "ok"
 
@@ -134,7 +139,7 @@ def test_a_client_leaving_a_comparison_stops_the_fake_model_too(sample_store) ->
         settings = sample_store.settings.replace(model="fake/slow-compare")
         with running(create_app(settings, store=sample_store, token="")) as api:
             _leave_once_asked(api, lambda: len(fake.history), stream=True)
-            time.sleep(6)  # the other papers' replies take about 1 s each: they would have been asked
+            time.sleep(3 + AFTER_A_PAPER_S)  # the first reply (3 s), then its cells checked
             assert len(fake.history) == 1
     finally:
         inject("fake/slow-compare", None)

@@ -49,7 +49,7 @@ from assistant.llm.calls import (
     litellm_model_info,
 )
 from assistant.llm.litellm_setup import get_litellm
-from assistant.llm.local import LocalCallConfig, local_model, local_model_missing
+from assistant.llm.local import LOCAL_PROVIDER, LocalCallConfig, local_model, local_model_missing
 from assistant.llm.protocol import Completion, JsonSchema
 from assistant.redaction import StreamRedactor, redact_secrets
 from assistant.schema import Message, Usage
@@ -140,8 +140,8 @@ class _Reader:
     """A model call (opened with retries and fallbacks, then read) in a daemon thread of its own.
 
     It hands on attempts, text pieces, the end or the failure through a bounded queue.
-    :meth:`stop` closes the open stream at once (a read blocked on a dripping server fails at
-    its next byte, and the server sees the connection go), and the thread then stops at its
+    :meth:`stop` closes an open HTTP stream at once (a read blocked on a dripping server fails
+    at its next byte, and the server sees the connection go), and the thread then stops at its
     next piece, or before its next attempt.
     """
 
@@ -156,7 +156,9 @@ class _Reader:
         with self._lock:
             self._stop.set()
             opened, self._open = self._open, None
-        if opened is not None:
+        # A local model's generator runs in the reading thread and cannot be closed from here (its
+        # lock would stay taken); it stops at its next piece, a fraction of a second away.
+        if opened is not None and opened.call.provider != LOCAL_PROVIDER:
             try:
                 opened.close()
             except Exception:  # the reading thread meets the closed stream and ends; nothing to report
