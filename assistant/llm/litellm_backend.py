@@ -142,7 +142,8 @@ class _Reader:
     It hands on attempts, text pieces, the end or the failure through a bounded queue.
     :meth:`stop` closes an open HTTP stream at once (a read blocked on a dripping server fails
     at its next byte, and the server sees the connection go), and the thread then stops at its
-    next piece, or before its next attempt.
+    next piece, or before its next attempt; a local model's thread is waited for, so that its
+    lock is free when ``stop`` returns.
     """
 
     def __init__(self, open_stream: Callable[[Callable[[_OpenStream], None]], _OpenStream]) -> None:
@@ -150,19 +151,25 @@ class _Reader:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._open: _OpenStream | None = None
-        threading.Thread(target=self._run, args=(open_stream,), name="model-reader", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, args=(open_stream,), name="model-reader", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         with self._lock:
             self._stop.set()
             opened, self._open = self._open, None
-        # A local model's generator runs in the reading thread and cannot be closed from here (its
-        # lock would stay taken); it stops at its next piece, a fraction of a second away.
-        if opened is not None and opened.call.provider != LOCAL_PROVIDER:
-            try:
-                opened.close()
-            except Exception:  # the reading thread meets the closed stream and ends; nothing to report
-                log.debug("closing a model stream from the waiting side failed", exc_info=True)
+        if opened is None:
+            return
+        if opened.call.provider == LOCAL_PROVIDER:
+            # A local model's generator runs in the reading thread and cannot be closed from here; it
+            # stops at its next piece, and is waited for, so that the model's lock is free on return.
+            if threading.current_thread() is not self._thread:
+                self._thread.join(opened.call.settings.timeout_s)
+            return
+        try:
+            opened.close()
+        except Exception:  # the reading thread meets the closed stream and ends; nothing to report
+            log.debug("closing a model stream from the waiting side failed", exc_info=True)
 
     def next(self, timeout_s: float) -> _Attempt | str | _End | _Failed | None:
         try:
