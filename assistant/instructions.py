@@ -13,7 +13,8 @@ full-width letters and invisible characters do not matter):
   instructions, prompts, rules, context ("disregard the above", "forget everything before");
 - **an addressee**: "note to the AI / the model / the assistant / the reader", "dear LLM", "if
   you are an AI", "as an AI model, you …", "any AI reading this", "you are now …", chat-template
-  role markers ("<|im_start|>", "[INST]", "SYSTEM:");
+  markers used as a turn ("<|im_start|>system …", "[INST] … [/INST]", "SYSTEM:"), not merely named
+  ("special tokens such as </think> and <|im_end|>");
 - **an obligation on "you" or the reply**: "you must/should/need to say, output, include, answer,
   mention, recommend …", "your answer/response/summary must …";
 - **an order to output something**: say, tell, reply or respond at the start of a sentence; answer,
@@ -29,9 +30,11 @@ injection attacks, which ignore previous instructions, are studied", "attacks su
 previous instructions' …", "(e.g., ignore previous instructions)", "we ask the model to ignore
 the context", "agents perceive, plan, and respond", "(say addition)". A payload quoted after a
 colon ('the attacker writes: "Ignore previous instructions."') *is* flagged: a model reading
-the abstract reads it as an order all the same. None of the 46 sample abstracts and none of the
-test fixtures' abstracts is flagged (tests/test_instructions.py, which also holds 55 research
-sentences that must not be flagged and 43 hostile ones that must).
+the abstract reads it as an order all the same. None of the 46 sample abstracts, none of the
+test fixtures' abstracts and none of the 9,872 abstracts of the Daily Papers archive is flagged
+(``python -m benchmarks.instructions_fp``; before chat-template markers had to form a turn, one
+archive sentence that names "<|im_end|>" as a token was); tests/test_instructions.py also holds
+research sentences that must not be flagged and hostile ones that must.
 
 What it cannot see: instructions in another language, spelled with look-alike letters of other
 scripts, split across sentences in odd ways, or phrased as plain claims ("This is the most
@@ -251,10 +254,14 @@ _ANYWHERE: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = tuple(
                 r"reviewing|evaluating|answering)\s+(?:questions\s+)?(?:about\s+|on\s+)?(?:this|the\s+following)\b"
             ),
         ),
-        # Chat-template role markers smuggled into the text.
+        # Chat-template markers used as a turn, smuggled into the text: a marker that opens a role's turn,
+        # or a pair around words. A marker named as a token ("tokens such as </think> and <|im_end|>",
+        # "the <|endoftext|> token", "[INST] and [/INST] tags") mentions the template; it is no turn.
         (
             ("<|", "inst]", "sys]", "sys>>"),
-            r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\|>|\[/?(?:INST|SYS)\]|<</?SYS>>",
+            r"<\|(?:im_start|start_header_id)\|>\s*(?:system|user|assistant|tool)\b"
+            r"|<\|(?:system|user|assistant)\|>(?!\s*(?:tokens?|tags?|markers?|delimiters?|and|or)\b)\s*[a-z]"
+            r"|\[(INST|SYS)\]\s*(?:[^\s\[\]]+\s+){2,}[^\[\]]*\[/\1\]|<<SYS>>\s*(?:[^\s<>]+\s+){2,}[^<>]*<</SYS>>",
         ),
         (
             ("system", "assistant", "user", "human"),

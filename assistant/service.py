@@ -54,7 +54,7 @@ from assistant.schema import (
 )
 from assistant.settings import Settings
 from assistant.store import PaperStore
-from assistant.streaming import Streamed
+from assistant.streaming import Streamed, current_notices
 
 
 class Clarification(BaseModel):
@@ -135,7 +135,8 @@ def _reply(
     outcome: Outcome = Outcome.ANSWER,
     reason: Reason = Reason.GROUNDED,
 ) -> Reply:
-    own = list(getattr(result, "notices", []))
+    # The model layer's notices (a reply cut at its budget) reach the reply this way.
+    own = [*getattr(result, "notices", []), *current_notices()]
     if isinstance(result, Answer):
         citations = list(result.citations)
         kind = "refusal" if result.refused else kind

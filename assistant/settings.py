@@ -235,7 +235,12 @@ class LLMSettings(_Section):
     fallback_models: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated models tried in order when MODEL fails."
     )
-    timeout_s: float = Field(default=120.0, gt=0, le=3600, description="Seconds before a model call is abandoned.")
+    timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Seconds before a model call is abandoned: a read that waits this long, or a whole reply (plus 1 s).",
+    )
     max_retries: int = Field(default=2, ge=0, le=10, description="Retries on rate limits and transient errors.")
     temperature: float = Field(default=0.1, ge=0.0, le=2.0, description="Sampling temperature.")
     max_answer_tokens: int = Field(default=400, ge=16, le=16384, description="Tokens reserved for the model's reply.")

@@ -2,8 +2,11 @@
 
 :class:`FakeOpenAIServer` is a tiny OpenAI-compatible chat server on 127.0.0.1 built on
 ``http.server``: each request is answered by the next scripted behaviour (a streamed
-reply, an HTTP error, an empty reply, a stream that breaks off, a stall), and every
-request is recorded, so a test can count retries and see the headers that were sent.
+reply, an HTTP error, an empty reply, a stream that breaks off, a stall, a slow first piece,
+a reply that echoes the request's headers, one that drips a byte at a time, one that
+ignores ``max_tokens`` and floods), and every request is recorded, so a test can count
+retries, see the headers that were sent and how much of a flood was read. A new hostile
+model is one more ``Reply(kind=...)``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ class Reply:
     JSON body echoes the Authorization header, as careless servers do), ``empty`` (a
     stream with no text), ``cut`` (``pieces`` words, then the connection drops without
     finishing the chunked body), ``stall`` (``pieces`` words, then silence for
-    ``delay_s``), ``slow`` (silence for ``delay_s`` before anything).
+    ``delay_s``), ``slow`` (silence for ``delay_s`` before anything), ``echo`` (the text,
+    then the request's Authorization header, in pieces of ``chunk_chars`` characters so
+    that the key straddles them), ``drip`` (``pieces`` words, then the rest of the stream one byte every
+    ``delay_s``: never silent long enough for a read timeout), ``flood`` (``size`` characters of text
+    whatever ``max_tokens`` says, stopping only when the client closes).
     """
 
     kind: str = "stream"
@@ -46,6 +53,8 @@ class Reply:
     status: int = 200
     pieces: int = 3
     delay_s: float = 0.0
+    chunk_chars: int = 5
+    size: int = 6_000_000
 
 
 @dataclass
@@ -53,6 +62,14 @@ class Recorded:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: dict[str, Any]
+    received_at: float = field(default_factory=time.monotonic)
+    """When the request arrived (``time.monotonic``): time a reply from here, not from a cold client."""
+    sent_chars: int = 0
+    """Characters of reply text written (for a flood: before the client closed)."""
+    client_closed: bool = False
+    """The client closed the connection before the reply was finished."""
+    finished: threading.Event = field(default_factory=threading.Event)
+    """Set when the server is done with the request (replied, or saw the client go)."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -112,7 +129,17 @@ class FakeOpenAIServer:
                 except ValueError:
                     body = {}
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                reply = owner._next(Recorded(self.path, headers, body))
+                self.recorded = Recorded(self.path, headers, body)
+                reply = owner._next(self.recorded)
+                try:
+                    self._reply(reply, body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.recorded.client_closed = True
+                    self.close_connection = True
+                finally:
+                    self.recorded.finished.set()
+
+            def _reply(self, reply: Reply, body: dict[str, Any]) -> None:
                 if not body.get("stream") and reply.kind in ("stream", "empty", "slow"):
                     # litellm asks again without streaming when a stream brought no text.
                     time.sleep(reply.delay_s)
@@ -136,8 +163,57 @@ class FakeOpenAIServer:
                     self._stream(reply.text.split(" ")[: reply.pieces], finish=False, close=False)
                     time.sleep(reply.delay_s)
                     self.close_connection = True
+                elif reply.kind == "echo":
+                    said = f"{reply.text} The request carried Authorization: {self.headers.get('Authorization', '')}."
+                    size = reply.chunk_chars
+                    self._stream([said[i : i + size] for i in range(0, len(said), size)], finish=True, spaced=False)
+                elif reply.kind == "drip":
+                    self._drip(reply)
+                elif reply.kind == "flood":
+                    self._flood(reply)
                 else:
                     self._stream(reply.text.split(" "), finish=True)
+
+            def _drip(self, reply: Reply) -> None:
+                """The first ``pieces`` words at once, then the rest of a valid stream one byte every ``delay_s``."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake"}
+                words = reply.text.split(" ")
+                first, rest = " ".join(words[: reply.pieces]), " ".join(words[reply.pieces :])
+                if first:
+                    delta = {"content": first + " "}
+                    event = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                    self.wfile.flush()
+                event = {**base, "choices": [{"index": 0, "delta": {"content": rest}, "finish_reason": "stop"}]}
+                data = f"data: {json.dumps(event)}\n\ndata: [DONE]\n\n"
+                for byte in data.encode():
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(reply.delay_s)
+                self.recorded.sent_chars = len(reply.text)
+
+            def _flood(self, reply: Reply) -> None:
+                """``size`` characters of text in pieces of 1,000, whatever max_tokens asked."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake"}
+                words = (reply.text + " ") * (1000 // (len(reply.text) + 1) + 1)
+                piece = words[:1000]
+                while self.recorded.sent_chars < reply.size:
+                    delta = {"content": piece}
+                    self._event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+                    self.recorded.sent_chars += len(piece)
+                self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                self._event("[DONE]")
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
 
             def _json(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload).encode()
@@ -170,7 +246,7 @@ class FakeOpenAIServer:
                 text = payload if isinstance(payload, str) else json.dumps(payload)
                 self._chunk(f"data: {text}\n\n".encode())
 
-            def _stream(self, words: Sequence[str], *, finish: bool, close: bool = True) -> None:
+            def _stream(self, words: Sequence[str], *, finish: bool, close: bool = True, spaced: bool = True) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
@@ -178,8 +254,9 @@ class FakeOpenAIServer:
                 base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake"}
                 self._event({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]})
                 for i, word in enumerate(words):
-                    piece = word if i == len(words) - 1 else word + " "
+                    piece = word if i == len(words) - 1 or not spaced else word + " "
                     self._event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+                    self.recorded.sent_chars += len(piece)
                     time.sleep(0.01)
                 if finish:
                     self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,11 +35,11 @@ from reliability_fixtures import (
 )
 
 from assistant.cli import main
-from assistant.errors import LLMError, StoreUnavailable
+from assistant.errors import LLMError, StoreUnavailable, describe
 from assistant.llm import FakeLLM
-from assistant.llm.litellm_backend import LiteLLMBackend
+from assistant.llm.litellm_backend import DEADLINE_GRACE_S, MAX_CHARS_PER_TOKEN, LiteLLMBackend
 from assistant.retrieval import Retriever
-from assistant.schema import ReadResult
+from assistant.schema import Message, ReadResult
 from assistant.service import PaperAssistant
 from assistant.settings import Settings
 from assistant.store import PaperStore
@@ -159,6 +160,61 @@ def test_stream_stalling_halfway_times_out_and_keeps_the_partial_text(sample_sto
         error, shown, turn = failed_turn(served_assistant(sample_store, server.api_base, timeout_s=1.0))
         assert "".join(shown) == "ZIP-FIT selects" == turn.partial_text
         assert "openai/fake stalled mid-reply for 1 s; raise ASSISTANT_TIMEOUT_S" in str(error)
+
+
+def _served_backend(tmp_path: Path, api_base: str, **overrides: object) -> LiteLLMBackend:
+    values: dict[str, object] = {"data_dir": tmp_path, "model": "openai/fake", "api_base": api_base, "max_retries": 0}
+    values.update(overrides)
+    return LiteLLMBackend.from_settings(Settings(**values), retry_delay_s=0.01)
+
+
+QUESTION_MESSAGES = [Message(role="user", content=QUESTION)]
+
+
+@pytest.mark.parametrize("pieces", [2, 0], ids=["mid-reply", "before-any-text"])
+def test_a_server_dripping_bytes_meets_the_whole_reply_deadline(tmp_path: Path, pieces: int) -> None:
+    """A byte every 0.2 s never trips the 1 s read timeout; the whole reply's deadline does."""
+    reply = Reply("drip", text=GROUNDED, pieces=pieces, delay_s=0.2)
+    with fake_openai_server(default=reply) as server:
+        streamed = _served_backend(tmp_path, server.api_base, timeout_s=1.0).generate(QUESTION_MESSAGES)
+        shown: list[str] = []
+        with pytest.raises(LLMError) as excinfo:
+            shown.extend(streamed)
+        elapsed = time.monotonic() - server.requests[0].received_at
+        assert server.requests[0].finished.wait(5) and server.requests[0].client_closed
+    error = excinfo.value
+    assert error.kind == "timeout" and elapsed < 1.0 + DEADLINE_GRACE_S + 3.0, elapsed  # a busy machine: +3 s
+    report = describe(error)
+    assert report.exit_code == 3 and report.http_status == 503
+    if pieces:
+        assert "".join(shown) == "ZIP-FIT selects " == error.partial_text
+        assert "openai/fake was still writing its reply after 1 s; raise ASSISTANT_TIMEOUT_S" in str(error)
+        assert "(the reply was cut after 16 characters)" in str(error)
+    else:
+        assert shown == [] and "no reply from openai/fake within 1 s; raise ASSISTANT_TIMEOUT_S" in str(error)
+
+
+def test_a_server_ignoring_max_tokens_is_cut_at_the_budget_and_not_read_to_the_end(tmp_path: Path) -> None:
+    with fake_openai_server(default=Reply("flood", text="ZIP-FIT selects data", size=6_000_000)) as server:
+        streamed = _served_backend(tmp_path, server.api_base).generate(QUESTION_MESSAGES, max_tokens=50)
+        completion = streamed.result
+        request = server.requests[0]
+        assert request.body["max_tokens"] == 50
+        assert request.finished.wait(10), "the server is still writing"
+    assert len(completion.text) == 50 * MAX_CHARS_PER_TOKEN and completion.finish_reason == "length"
+    # Closed, not read to the end (what the server wrote before it noticed sat in socket buffers).
+    assert request.client_closed and request.sent_chars < 6_000_000, request.sent_chars
+    assert streamed.notices == [
+        "openai/fake wrote past its limit of 50 tokens (it ignored max_tokens): "
+        "the reply was cut after 400 characters and the rest left unread."
+    ]
+
+
+def test_a_flooded_answer_says_it_was_cut(sample_store) -> None:
+    with fake_openai_server(default=Reply("flood", text=GROUNDED, size=6_000_000)) as server:
+        reply = served_assistant(sample_store, server.api_base, max_answer_tokens=60).respond(QUESTION).result
+        assert server.requests[0].finished.wait(10) and server.requests[0].client_closed
+    assert any("ignored max_tokens" in notice for notice in reply.notices), reply.notices
 
 
 def test_a_failure_before_any_text_is_not_called_a_cut_reply(sample_store) -> None:

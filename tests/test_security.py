@@ -10,6 +10,7 @@ exported Markdown and the bytes of every file in the data folder.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import pickle
@@ -21,13 +22,18 @@ import tomllib
 import traceback
 from pathlib import Path
 
+import httpx
 import pytest
+from api_fixtures import running
 from reliability_fixtures import PLANTED_KEY, REPO_ROOT, Reply, cli_env, fake_openai_server, run_cli
 
+from assistant.api import create_app
 from assistant.conversations import ChatTurn, ConversationStore
 from assistant.errors import LLMError
 from assistant.llm import describe_requirements
 from assistant.llm.litellm_backend import LiteLLMBackend
+from assistant.redaction import StreamRedactor, redact_secrets
+from assistant.schema import Message
 from assistant.service import PaperAssistant
 from assistant.settings import Settings
 from ingestion.errors import IngestionError
@@ -142,6 +148,83 @@ def test_a_reply_echoing_the_key_is_not_shown_with_it(sample_store) -> None:
     assert_no_key(turn.result.text, "the answer")
     assert_no_key(" ".join(turn.result.unsupported), "the unsupported sentences")
     assert_no_key(turn.result.to_chat_turn().model_dump_json(), "the chat history")
+
+
+# --- a key echoed into a streamed reply is masked piece by piece ------------------------------------
+
+
+def test_a_key_split_over_pieces_at_any_point_never_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSISTANT_API_TOKEN", "opaque-token-value")
+    said = (
+        f"The server saw Authorization: Bearer {PLANTED_KEY}, then sk-ant-abcdefghij0123 "
+        "and the token opaque-token-value, and Bearer Zq8yTb1XvK3m; the rest is research."
+    )
+    for first in range(1, len(said)):
+        for second in (first + 1, first + 7, len(said)):
+            redactor = StreamRedactor()
+            pieces = [redactor.feed(said[:first]), redactor.feed(said[first:second]), redactor.feed(said[second:])]
+            pieces.append(redactor.flush())
+            for piece in pieces:
+                for secret in ("PLANTED", "abcdefghij0123", "opaque-token", "Zq8yTb1XvK3m"):
+                    assert secret not in piece, (first, second, piece)
+            assert "".join(pieces) == redact_secrets(said)
+
+
+def test_a_server_echoing_the_key_streams_no_piece_of_it(tmp_path: Path) -> None:
+    with fake_openai_server(default=Reply("echo", text="ZIP-FIT selects data.", chunk_chars=5)) as server:
+        settings = Settings(data_dir=tmp_path, model="openai/fake", api_base=server.api_base, max_retries=0)
+        reply = LiteLLMBackend.from_settings(settings).generate([Message(role="user", content=QUESTION)])
+        pieces = list(reply)
+        assert server.requests[0].headers["authorization"] == f"Bearer {PLANTED_KEY}"
+    assert len(pieces) > 3, "the reply still streams"
+    for piece in pieces:
+        assert_no_key(piece, "a streamed piece")
+        assert "PLANT" not in piece and "123456" not in piece, piece
+    assert (
+        "".join(pieces)
+        == reply.result.text
+        == "ZIP-FIT selects data. The request carried Authorization: Bearer [redacted]."
+    )
+
+
+def test_the_apis_live_stream_carries_no_piece_of_an_echoed_key(sample_store) -> None:
+    with fake_openai_server(default=Reply("echo", text="ZIP-FIT selects data by compression [1].")) as server:
+        settings = sample_store.settings.replace(model="openai/fake", api_base=server.api_base, max_retries=0)
+        payload = {
+            "model": "paper-assistant",
+            "messages": [{"role": "user", "content": QUESTION}],
+            "stream": True,
+            "stream_unchecked": True,
+        }
+        with running(create_app(settings, store=sample_store, token="")) as api:
+            body = httpx.post(api.base_url + "/chat/completions", json=payload, timeout=60).text
+        assert server.requests and server.requests[0].headers["authorization"] == f"Bearer {PLANTED_KEY}"
+    events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: {")]
+    shown = "".join(choice["delta"].get("content") or "" for event in events for choice in event["choices"])
+    assert "[redacted]" in shown
+    assert_no_key(shown, "the text a client shows from the API's live stream")
+
+
+# --- the bearer rule masks credentials, not the words of an instruction ----------------------------
+
+
+def test_the_api_token_instruction_stays_readable_and_credentials_after_bearer_are_masked() -> None:
+    instruction = (
+        "missing or wrong bearer token: send the header 'Authorization: Bearer <token>' "
+        "with the value of ASSISTANT_API_TOKEN"
+    )
+    assert redact_secrets(instruction) == instruction
+    for prose in ("use Bearer authentication", "a bearer token is needed", "Bearer tokens expire"):
+        assert redact_secrets(prose) == prose
+    for credential in (
+        "tok_987654",
+        "test-token-7f3a91c2",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "AbCdEfGhIjKlMnOpQrStUvWx",  # letters only, but long
+        "dGhpcyBpcyBhIHRva2Vu==",
+    ):
+        assert redact_secrets(f"Authorization: Bearer {credential}") == "Authorization: Bearer [redacted]"
+        assert redact_secrets(f'{{"auth": "bearer {credential}"}}') == '{"auth": "bearer [redacted]"}'
 
 
 def test_conversations_on_disk_and_exported_never_hold_the_key(settings: Settings) -> None:

@@ -193,7 +193,7 @@ class ReplyRun:
         try:
             if self.stopped:
                 return
-            stream = start()
+            stream = start().stopped_by(self._stop)  # reaches the model calls inside it, too
             streamed: list[str] = []
             for piece in stream:
                 if self.stopped:

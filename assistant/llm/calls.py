@@ -329,6 +329,16 @@ class ModelCall:
             return f"{model} refused the request under its content policy: {_detail(exc)}"
         return f"{model} failed: {_detail(exc)}"
 
+    def overdue_message(self, received_chars: int) -> str:
+        """The whole-reply deadline passed: nothing written yet, or a reply still being written."""
+        limit = f"{self.settings.timeout_s:g} s; raise ASSISTANT_TIMEOUT_S"
+        if not received_chars:
+            return f"no reply from {self.model} within {limit}"
+        return (
+            f"{self.model} was still writing its reply after {limit} "
+            f"(the reply was cut after {received_chars} characters)"
+        )
+
     def mid_stream_message(self, exc: BaseException) -> str:
         kind = failure_kind(exc)
         if kind == "connection":
