@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -119,7 +119,7 @@ def test_day_themes_hold_every_paper_of_the_day(library: Library, dated_store: P
 
 # --- what is new ----------------------------------------------------------------------------------
 def test_whats_new_counts_papers_listed_after_the_newest_day_seen(library: Library) -> None:
-    seen_tuesday = Visit(at=datetime(2026, 8, 19, 8, 0, tzinfo=timezone.utc), newest_day=DAYS[1])
+    seen_tuesday = Visit(at=datetime(2026, 8, 19, 8, 0, tzinfo=UTC), newest_day=DAYS[1])
     news = library.whats_new(seen_tuesday)
     assert news.count == 22 and news.days == DateRange(start=DAYS[2], end=DAYS[3])
     assert news.message() == "22 papers listed since your last visit on 2026-08-19."
@@ -133,8 +133,8 @@ def test_whats_new_counts_papers_listed_after_the_newest_day_seen(library: Libra
 
 def test_the_visit_log_returns_the_previous_visit_and_survives_damage(tmp_path: Path) -> None:
     log = VisitLog(tmp_path)
-    first = Visit(at=datetime(2026, 8, 18, 9, tzinfo=timezone.utc), newest_day=DAYS[1])
-    second = Visit(at=datetime(2026, 8, 21, 9, tzinfo=timezone.utc), newest_day=DAYS[3])
+    first = Visit(at=datetime(2026, 8, 18, 9, tzinfo=UTC), newest_day=DAYS[1])
+    second = Visit(at=datetime(2026, 8, 21, 9, tzinfo=UTC), newest_day=DAYS[3])
     assert log.arrive(READER, first) is None
     assert log.arrive("another-reader-9", second) is None
     assert log.arrive(READER, second) == first
@@ -167,7 +167,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, dated_settings: Settings, tmp_path:
 
 def returning_reader(data_dir: Path, newest_day: date) -> AppTest:
     data_dir.mkdir(parents=True, exist_ok=True)
-    visit = Visit(at=datetime(2026, 8, 19, 8, tzinfo=timezone.utc), newest_day=newest_day)
+    visit = Visit(at=datetime(2026, 8, 19, 8, tzinfo=UTC), newest_day=newest_day)
     (data_dir / visits.VISITS_FILE).write_text(json.dumps({READER: visit.model_dump(mode="json")}))
     app = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
     app.query_params[visits.QUERY] = READER
