@@ -108,7 +108,9 @@ else:
         if len(points) < total
         else "Each dot is a paper, "
     )
-    st.caption(f"{shown}placed by what its abstract is about; themes are named at their centre. Hover for the title.")
+    st.caption(
+        f"{shown}placed by what its abstract is about; each theme's number and first keyword mark its centre. Hover for the title."
+    )
     colour_by = st.segmented_control(
         "Colour by", ["Theme", "Listing day"], default="Theme", key="map_colour", label_visibility="collapsed"
     )
@@ -138,7 +140,7 @@ else:
     labels = (
         alt.Chart(themes)
         .mark_text(fontWeight="bold", fontSize=13, stroke="white", strokeWidth=3, strokeOpacity=0.8)
-        .encode(x="x:Q", y="y:Q", text="name:N")
+        .encode(x="x:Q", y="y:Q", text="label:N")
     )
-    names = alt.Chart(themes).mark_text(fontWeight="bold", fontSize=13).encode(x="x:Q", y="y:Q", text="name:N")
+    names = alt.Chart(themes).mark_text(fontWeight="bold", fontSize=13).encode(x="x:Q", y="y:Q", text="label:N")
     st.altair_chart((dots + labels + names).properties(height=520), width="stretch")

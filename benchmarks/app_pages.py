@@ -26,8 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
@@ -36,6 +38,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.library import ARCHIVE, archive_papers, build_store  # noqa: E402
 from benchmarks.synthetic import format_table, machine_line  # noqa: E402
 from tests.conftest import free_port, wait_for_port  # noqa: E402
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 DEFAULT_STORE = Path("/work/stores/app-10k")
@@ -52,6 +57,8 @@ class PageSpec:
 
 
 PAGES = [
+    # A reload of the empty chat: what any page costs (Streamlit's boot in the browser, the session's start).
+    PageSpec("Chat, empty (the baseline)", "chat", '[data-testid="stChatInputTextArea"]'),
     PageSpec("Papers", "papers", '[data-testid="stExpander"]'),
     PageSpec("Daily papers", "day", '[data-testid="stExpander"]'),
     PageSpec("Collection (with the map)", "collection", '[data-testid="stVegaLiteChart"] canvas'),
@@ -102,6 +109,8 @@ def time_pages(app_dir: Path, store: Path, rounds: int) -> list[tuple[str, float
                         seconds.append(time.perf_counter() - started)
                     results.append((spec.name, seconds[0], seconds[1:]))
                     print(f"  {spec.name}: first {seconds[0]:.1f} s, then {', '.join(f'{s:.2f}' for s in seconds[1:])}")
+                    if spec.path == "papers":
+                        results.extend(papers_interactions(page, rounds))
                 browser.close()
         finally:
             process.terminate()
@@ -110,6 +119,42 @@ def time_pages(app_dir: Path, store: Path, rounds: int) -> list[tuple[str, float
             except subprocess.TimeoutExpired:
                 process.kill()
     return results
+
+
+FIRST_PAPER = '[data-testid="stExpander"] summary'
+COUNT = '[data-testid="stMain"] [data-testid="stCaptionContainer"]'  # "N of M papers", the page's first caption
+
+
+def _changed(page: Page, action: Callable[[], None], selector: str) -> float:
+    """Seconds from ``action`` until the first ``selector`` element reads otherwise and the run is over."""
+    before = page.locator(selector).first.inner_text()
+    started = time.perf_counter()
+    action()
+    page.wait_for_function(
+        "([selector, before]) => document.querySelector(selector)?.innerText !== before",
+        arg=[selector, before],
+        timeout=LOAD_TIMEOUT_MS,
+    )
+    page.get_by_test_id("stStatusWidget").wait_for(state="detached", timeout=LOAD_TIMEOUT_MS)
+    return time.perf_counter() - started
+
+
+def papers_interactions(page: Page, rounds: int) -> list[tuple[str, float, list[float]]]:
+    """On the open Papers page, without reloading: the next page, and a search typed and cleared."""
+    step = page.get_by_test_id("stNumberInputStepUp").first
+    pages = [_changed(page, step.click, FIRST_PAPER) for _ in range(rounds + 1)]
+    box = page.get_by_role("textbox", name="Search")
+
+    def search(words: str) -> Callable[[], None]:
+        return lambda: (box.fill(words), box.press("Enter"))  # type: ignore[func-returns-value]
+
+    searches = []
+    for _ in range(rounds + 1):
+        searches.append(_changed(page, search("diffusion"), COUNT))
+        _changed(page, search(""), COUNT)
+    print(f"  Papers, next page: {', '.join(f'{s:.2f}' for s in pages)}")
+    print(f"  Papers, search 'diffusion': {', '.join(f'{s:.2f}' for s in searches)}")
+    return [("Papers: next page (no reload)", pages[0], pages[1:]), ("Papers: a search", searches[0], searches[1:])]
 
 
 def main(argv: list[str] | None = None) -> int:

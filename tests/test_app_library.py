@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -139,6 +139,9 @@ def test_the_visit_log_returns_the_previous_visit_and_survives_damage(tmp_path: 
     assert log.arrive("another-reader-9", second) is None
     assert log.arrive(READER, second) == first
     assert VisitLog(tmp_path).last(READER) == second
+    reload = Visit(at=second.at + timedelta(minutes=20), newest_day=DAYS[3])
+    assert log.arrive(READER, reload) == first  # a reload continues the visit: the same news
+    assert log.arrive(READER, Visit(at=reload.at + timedelta(days=1), newest_day=DAYS[3])) == reload
     (tmp_path / visits.VISITS_FILE).write_text("{not json")
     assert log.arrive(READER, first) is None  # a damaged file forgets the visits, nothing worse
 
@@ -167,8 +170,7 @@ def app_env(monkeypatch: pytest.MonkeyPatch, dated_settings: Settings, tmp_path:
 
 def returning_reader(data_dir: Path, newest_day: date) -> AppTest:
     data_dir.mkdir(parents=True, exist_ok=True)
-    visit = Visit(at=datetime(2026, 8, 19, 8, tzinfo=UTC), newest_day=newest_day)
-    (data_dir / visits.VISITS_FILE).write_text(json.dumps({READER: visit.model_dump(mode="json")}))
+    VisitLog(data_dir).arrive(READER, Visit(at=datetime(2026, 8, 19, 8, tzinfo=UTC), newest_day=newest_day))
     app = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
     app.query_params[visits.QUERY] = READER
     return app.run()

@@ -469,6 +469,7 @@ def test_paper_map_places_every_paper_in_a_theme(sample_store: PaperStore) -> No
     themes = {point.theme for point in points}
     assert len(themes) >= 2 and all(re.match(r"^\d+\. \S", theme) for theme in themes)
     assert themes == {theme.name for theme in paper_map.themes}
+    assert all(theme.name.startswith(theme.label) for theme in paper_map.themes)
     assert sum(theme.papers for theme in paper_map.themes) == 46
     assert len({(round(p.x, 6), round(p.y, 6)) for p in points}) == len(points)
 

@@ -2,15 +2,17 @@
 
 `streamlit run` on a store of 240 synthetic papers listed over eight weekdays (title vectors:
 ``benchmarks/library.py``), driven by Playwright on Debian's chromium as in ``test_browser.py``.
-A first visit leaves the browser its reader cookie; two more days of papers are then added, and
-the same browser, opening the bare URL again, lands on those days.
+A first visit leaves the browser its reader cookie; a day later (the visit log's clock moved back)
+two more days of papers have been added, and the same browser, opening the bare URL again, lands
+on those days.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,13 +103,19 @@ def test_whats_new_day_view_and_the_papers_date_filter(
     cookies = {cookie["name"]: cookie["value"] for cookie in context.cookies()}
     assert visits.valid_reader_id(cookies.get(visits.COOKIE)), cookies
 
-    # Two more days of papers arrive; the same browser comes back to the bare address.
+    # The next morning (the visit moved back a day: a reload within the hour would continue it),
+    # two more days of papers have arrived; the same browser comes back to the bare address.
+    visits_file = library_app.log.parent / visits.VISITS_FILE
+    readings = json.loads(visits_file.read_text())
+    yesterday = datetime.now().astimezone() - timedelta(days=1)
+    readings[cookies[visits.COOKIE]]["last"]["at"] = yesterday.isoformat()
+    visits_file.write_text(json.dumps(readings))
     store_dir = Path(library_app.log.parent / "store")
     build_store(store_dir, dated(synthetic_papers(len(DAYS) * PAPERS_PER_DAY))[SEEN_DAYS * PAPERS_PER_DAY :])
     started = time.monotonic()
     page.goto(library_app.url)
     new = 2 * PAPERS_PER_DAY
-    page.get_by_text(f"{new} papers listed since your last visit on {date.today().isoformat()}").wait_for(
+    page.get_by_text(f"{new} papers listed since your last visit on {yesterday.date().isoformat()}").wait_for(
         timeout=TIMEOUT_MS
     )
     day_heading(page, DAYS[SEEN_DAYS])  # the first day not seen yet

@@ -77,6 +77,7 @@ class MapPoint:
 @dataclass(frozen=True)
 class MapTheme:
     name: str
+    label: str  # drawn at the theme's centre: its number and first keyword (whole names overlap at 10 themes)
     papers: int
     x: float
     y: float
@@ -119,7 +120,8 @@ def paper_map(store: PaperStore, *, limit: int = MAP_POINTS, seed: int = 0) -> P
         name = f"{number}. {', '.join(words) or 'miscellaneous'}"
         theme_of.update(dict.fromkeys(cluster, name))
         centre = np.mean([coordinates[pid] for pid in cluster], axis=0)
-        themes.append(MapTheme(name=name, papers=len(cluster), x=float(centre[0]), y=float(centre[1])))
+        label = f"{number}. {words[0]}" if words else str(number)
+        themes.append(MapTheme(name=name, label=label, papers=len(cluster), x=float(centre[0]), y=float(centre[1])))
     points = [
         MapPoint(
             paper_id=pid,

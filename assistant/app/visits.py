@@ -9,8 +9,9 @@ A paper added later to a day the reader had already seen is not counted (the sto
 ingest times).
 
 A browser session reads the previous visit once, at its start, and records the new one at
-once: every page of that session shows the same "since your last visit", and the next session
-(tomorrow's) starts from this one.
+once: every page of that session shows the same "since your last visit", and the next visit
+(tomorrow's) counts from this one. A session started within an hour of the last (a reload, a
+second tab) continues the same visit and shows the same news.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import re
 import secrets
 import tempfile
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from filelock import FileLock
@@ -33,6 +34,8 @@ COOKIE = "paper_assistant_reader"
 QUERY = "reader"
 """A URL may name the reader (``?reader=ID``): browsers that refuse the cookie, and tests."""
 COOKIE_DAYS = 400
+SAME_VISIT = timedelta(hours=1)
+"""Sessions closer than this to the last one continue it (reloads, tabs): the morning's news stay put."""
 MAX_READERS = 1000
 """Readers remembered; the ones not seen for longest are forgotten first (a file of ~100 KB)."""
 _READER_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -94,41 +97,56 @@ def valid_reader_id(value: object) -> bool:
     return isinstance(value, str) and bool(_READER_ID.match(value))
 
 
+class Reading(BaseModel):
+    """A reader's latest visit and the visit before it, which the latest one counts what is new from."""
+
+    last: Visit
+    before: Visit | None = None
+
+
 class VisitLog:
-    """``visits.json`` in the data folder: reader id -> last visit. Safe across app processes (a file lock)."""
+    """``visits.json`` in the data folder: reader id -> their reading. Safe across app processes (a file lock)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / VISITS_FILE
         self._lock = FileLock(str(data_dir / f".{VISITS_FILE}.lock"), timeout=10)
 
-    def _read(self) -> dict[str, Visit]:
+    def _read(self) -> dict[str, Reading]:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}  # missing or damaged: every reader starts afresh, nothing else depends on it
-        visits: dict[str, Visit] = {}
+        readings: dict[str, Reading] = {}
         if isinstance(raw, dict):
             for reader, record in raw.items():
                 try:
-                    visits[reader] = Visit.model_validate(record)
+                    readings[reader] = Reading.model_validate(record)
                 except ValidationError:
                     continue
-        return visits
+        return readings
 
     def last(self, reader_id: str) -> Visit | None:
-        return self._read().get(reader_id)
+        reading = self._read().get(reader_id)
+        return reading.last if reading is not None else None
 
     def arrive(self, reader_id: str, visit: Visit) -> Visit | None:
-        """Record ``visit`` as the reader's latest and return the one before it (None: first visit)."""
+        """Record ``visit`` and return the visit that what is new counts from (None: a first visit).
+
+        A session that starts within ``SAME_VISIT`` of the reader's last one (a reload, a second tab)
+        continues that visit: it counts from the same earlier visit, so the news do not vanish on a reload.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            visits = self._read()
-            previous = visits.pop(reader_id, None)
-            visits[reader_id] = visit
-            kept = sorted(visits.items(), key=lambda item: item[1].at)[-MAX_READERS:]
-            text = json.dumps({reader: v.model_dump(mode="json") for reader, v in kept}, indent=1)
+            readings = self._read()
+            reading = readings.pop(reader_id, None)
+            if reading is not None and visit.at - reading.last.at < SAME_VISIT:
+                readings[reader_id] = Reading(last=visit, before=reading.before)
+            else:
+                readings[reader_id] = Reading(last=visit, before=reading.last if reading is not None else None)
+            kept = sorted(readings.items(), key=lambda item: item[1].last.at)[-MAX_READERS:]
+            text = json.dumps({reader: r.model_dump(mode="json") for reader, r in kept}, indent=1)
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".visits-", suffix=".json")
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(text)
             os.replace(temporary, self.path)
-        return previous
+        return readings[reader_id].before
