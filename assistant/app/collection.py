@@ -49,9 +49,10 @@ def collection_stats(rows: Sequence[PaperRow], chunks: int) -> CollectionStats:
 
 
 MAP_POINTS = 2500
-"""Most dots the map draws; a larger collection shows a seeded sample (every theme keeps its share) and
-each theme's name at its centre. 9,872 dots made the page 29 s to render in Chromium and hid the themes
-under each other; see the README's page times for the figure with the sample."""
+"""Most dots the map draws; a larger collection shows a seeded sample and each theme's mark at its centre.
+With all 9,872 dots the themes hid under each other, and a reload of the Collection page took 5.5 s at the
+median in Chromium against 4.6 s with the sample (baseline of an empty page 2.7 s on the loaded 2-core box,
+``benchmarks/app_pages.py``); the themes are still computed over every paper."""
 MAP_PALETTE = 10
 """Colours a reader tells apart in a legend (Vega's ``tableau10``): the most themes a large map is given."""
 
