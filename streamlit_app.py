@@ -2,8 +2,9 @@
 
 A thin router. It opens the session's collaborators (cached, see ``app_pages/ui.py``),
 ingests the sample collection on a first start, draws the sidebar and runs the chosen
-page. Pages only display and call ``assistant/``; what they need that is not display
-lives in the ``assistant.app`` package.
+page: the day page when papers were listed since this browser's last visit, else the chat.
+Pages only display and call ``assistant/``; what they need that is not display lives in the
+``assistant.app`` package.
 """
 
 from __future__ import annotations
@@ -19,9 +20,30 @@ logger = logging.getLogger("paper_assistant.app")
 
 st.set_page_config(page_title="Paper Assistant", page_icon=":material/article:", layout="wide")
 
+
+def show_failure(exc: Exception, where: str) -> None:
+    if isinstance(exc, EXPECTED_ERRORS):
+        st.error(error_message(exc))
+        return
+    # A bug, not a user error: the page says so in one line, the server log keeps the traceback.
+    logger.error("%s failed", where, exc_info=exc)
+    st.error(
+        f"Something went wrong on this page ({type(exc).__name__}). The details are in the server log; "
+        "the other pages keep working, and reloading usually helps."
+    )
+
+
+session: ui.Session | None = None
+try:
+    session = ui.start_session()
+except Exception as exc:
+    show_failure(exc, "starting the session")
+news = session is not None and ui.whats_new().count > 0
+
 navigation = st.navigation(
     [
-        st.Page(ui.CHAT_PAGE, title="Chat", icon=":material/forum:", default=True),
+        st.Page(ui.CHAT_PAGE, title="Chat", icon=":material/forum:", default=not news),
+        st.Page(ui.DAY_PAGE, title="Daily papers", icon=":material/calendar_month:", default=news),
         st.Page(ui.PAPERS_PAGE, title="Papers", icon=":material/library_books:"),
         st.Page(ui.COMPARE_PAGE, title="Compare", icon=":material/compare:"),
         st.Page(ui.DIGEST_PAGE, title="Digest", icon=":material/summarize:"),
@@ -29,15 +51,8 @@ navigation = st.navigation(
     ]
 )
 
-try:
-    if ui.start_session() is not None:
+if session is not None:
+    try:
         navigation.run()
-except EXPECTED_ERRORS as exc:
-    st.error(error_message(exc))
-except Exception as exc:
-    # A bug, not a user error: the page says so in one line, the server log keeps the traceback.
-    logger.exception("page %s failed", navigation.title)
-    st.error(
-        f"Something went wrong on this page ({type(exc).__name__}). The details are in the server log; "
-        "the other pages keep working, and reloading usually helps."
-    )
+    except Exception as exc:
+        show_failure(exc, f"page {navigation.title}")

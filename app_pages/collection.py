@@ -70,20 +70,16 @@ if last is not None:
         st.warning(render.inline_literal(addressed), icon=":material/gpp_maybe:")
 
 # --- what is in it -------------------------------------------------------------------------
-papers = session.assistant.papers()
-stats = collection_view.collection_stats(papers, store.count_chunks())
+# Counted from the papers' rows (Library.rows: cached per revision, no paper parsed).
+stats = collection_view.collection_stats(session.library.rows(), store.count_chunks())
 st.subheader("In the collection", anchor=False)
-papers_column, chunks_column, sources_column, dates_column = st.columns(4)
-papers_column.metric("Papers", stats.papers)
-chunks_column.metric("Chunks", stats.chunks)
-sources_column.metric("Source files", len(stats.sources))
-if stats.first_published:
-    span = stats.first_published.isoformat()
-    if stats.last_published != stats.first_published and stats.last_published:
-        span += f" – {stats.last_published.isoformat()}"
-    dates_column.metric("Published", span)
-else:
-    dates_column.metric("Published", "unknown")
+papers_column, chunks_column, days_column, newest_column = st.columns(4)
+papers_column.metric("Papers", f"{stats.papers:,}")
+chunks_column.metric("Chunks", f"{stats.chunks:,}")
+days_column.metric("Days", f"{stats.days:,}", help="Days with papers: listing days, else publication dates.")
+newest_column.metric("Newest day", stats.last_day.isoformat() if stats.last_day else "unknown")
+if stats.first_day and stats.last_day:
+    st.caption(f"Papers listed from {stats.first_day.isoformat()} to {stats.last_day.isoformat()}.")
 if stats.sources:
     st.dataframe(
         pd.DataFrame({"source": list(stats.sources), "papers": list(stats.sources.values())}),
@@ -93,27 +89,59 @@ if stats.sources:
 
 
 @st.cache_data(show_spinner="Drawing the map…", max_entries=8)
-def map_frame(store_key: str, revision: str) -> pd.DataFrame:
+def map_frames(store_key: str, revision: str) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Cached per store and revision: clustering is the slow part and changes only with an ingest."""
-    points = collection_view.paper_map(store)
-    return pd.DataFrame([asdict(point) for point in points])
+    paper_map = collection_view.paper_map(store)
+    points = pd.DataFrame([asdict(point) for point in paper_map.points])
+    if not points.empty:
+        points["day"] = pd.to_datetime(points["day"])
+    themes = pd.DataFrame([asdict(theme) for theme in paper_map.themes])
+    return points, themes, paper_map.papers
 
 
 st.subheader("Map of the papers", anchor=False)
-st.caption("Each dot is a paper, placed by what its abstract is about; colours are themes. Hover for the title.")
-frame = map_frame(app_session.store_key(session.settings), store.revision())
-if frame.empty:
+points, themes, total = map_frames(app_session.store_key(session.settings), store.revision())
+if points.empty:
     st.info("The collection is empty: add papers above.")
 else:
-    chart = (
-        alt.Chart(frame)
-        .mark_circle(size=110, opacity=0.85)
+    shown = (
+        f"{len(points):,} of the {total:,} papers, a sample, are drawn; "
+        if len(points) < total
+        else "Each dot is a paper, "
+    )
+    st.caption(
+        f"{shown}placed by what its abstract is about; each theme's number and first keyword mark its centre. Hover for the title."
+    )
+    colour_by = st.segmented_control(
+        "Colour by", ["Theme", "Listing day"], default="Theme", key="map_colour", label_visibility="collapsed"
+    )
+    if colour_by == "Listing day" and points["day"].notna().any():
+        colour = alt.Color("day:T", title="Listed", scale=alt.Scale(scheme="viridis"))
+    else:
+        colour = alt.Color(
+            "theme:N",
+            title="Theme",
+            scale=alt.Scale(scheme="tableau10" if len(themes) <= 10 else "category20"),
+            legend=alt.Legend(orient="bottom", columns=2, labelLimit=360),
+        )
+    dots = (
+        alt.Chart(points)
+        .mark_circle(size=110 if len(points) < 500 else 28, opacity=0.85 if len(points) < 500 else 0.55)
         .encode(
             x=alt.X("x:Q", axis=None),
             y=alt.Y("y:Q", axis=None),
-            color=alt.Color("theme:N", title="Theme", legend=alt.Legend(orient="bottom", columns=2, labelLimit=360)),
-            tooltip=[alt.Tooltip("title:N", title="Paper"), alt.Tooltip("theme:N", title="Theme")],
+            color=colour,
+            tooltip=[
+                alt.Tooltip("title:N", title="Paper"),
+                alt.Tooltip("theme:N", title="Theme"),
+                alt.Tooltip("day:T", title="Listed", format="%Y-%m-%d"),
+            ],
         )
-        .properties(height=460)
     )
-    st.altair_chart(chart, width="stretch")
+    labels = (
+        alt.Chart(themes)
+        .mark_text(fontWeight="bold", fontSize=13, stroke="white", strokeWidth=3, strokeOpacity=0.8)
+        .encode(x="x:Q", y="y:Q", text="label:N")
+    )
+    names = alt.Chart(themes).mark_text(fontWeight="bold", fontSize=13).encode(x="x:Q", y="y:Q", text="label:N")
+    st.altair_chart((dots + labels + names).properties(height=520), width="stretch")

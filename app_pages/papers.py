@@ -1,40 +1,50 @@
-"""Papers: search and sort the collection; per paper its abstract, a one-paragraph summary, and shortcuts."""
+"""Papers: search, filter by listing day and sort the collection, a page at a time; per paper its abstract,
+a one-paragraph summary, and shortcuts. The listing is paged on the server (``Library.listing``)."""
 
 from __future__ import annotations
-
-import math
 
 import streamlit as st
 
 from app_pages import ui
-from assistant.app import collection as collection_view
 from assistant.app import render
 from assistant.app import session as app_session
+from assistant.app.library import ORDERS
 from assistant.instructions import instructions_notice
-from assistant.schema import Paper, Summary
+from assistant.schema import DateRange, Paper, Summary
 
-PAGE_SIZE = 20
 SUMMARIES = "paper_summaries"
 
 session = ui.current()
 assistant = session.assistant
-papers = assistant.papers()
+library = session.library
 # Per model: a summary written by another model is not what the picker promises.
 summaries: dict[str, Summary] = st.session_state.setdefault(SUMMARIES, {}).setdefault(assistant.settings.llm.model, {})
 
 st.title("Papers")
-search_column, order_column = st.columns([3, 1])
+search_column, days_column, order_column = st.columns([3, 2, 1])
 query = search_column.text_input(
     "Search", placeholder="words of a title, an author, the abstract or an id", key="paper_query"
 )
-order = order_column.selectbox("Sort by", list(collection_view.SORT_ORDERS), key="paper_order")
-shown = collection_view.SORT_ORDERS[order](collection_view.filter_papers(papers, query))
-st.caption(f"{len(shown)} of {len(papers)} papers")
-
-pages = max(1, math.ceil(len(shown) / PAGE_SIZE))
-page = 1
-if pages > 1:
-    page = int(st.number_input("Page", min_value=1, max_value=pages, value=1, key="paper_page"))
+span = library.day_range()
+chosen = days_column.date_input(
+    "Listed between",
+    value=st.session_state.get(ui.PAPER_DAYS, ()),
+    min_value=span.start if span else None,
+    max_value=span.end if span else None,
+    # Another page may ask for days (ui.show_days): a new widget takes them as its value.
+    key=f"paper-days-{st.session_state.get(ui.PAPER_DAYS_ROUND, 0)}",
+    help="The days the papers were listed on (their publication date when no listing day is known). Empty: all.",
+)
+days = DateRange(start=chosen[0], end=chosen[-1]) if isinstance(chosen, tuple) and chosen else None
+order = order_column.selectbox("Sort by", ORDERS, key="paper_order")
+# Another search starts on its first page.
+page_key = f"paper-page-{hash((query, days, order))}"
+listing = library.listing(
+    text=query, days=days, order=order, page=int(st.session_state.get(page_key, 1)), catalog=assistant.papers
+)
+st.caption(f"{listing.matched} of {listing.total} papers")
+if listing.pages > 1:
+    st.number_input("Page", min_value=1, max_value=listing.pages, value=listing.page, key=page_key)
 
 
 def summary_view(summary: Summary) -> None:
@@ -63,7 +73,7 @@ def summarize(paper: Paper) -> None:
             summary_view(summaries[paper.paper_id])
 
 
-for paper in shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]:
+for paper in listing.papers:
     with st.expander(render.inline_literal(paper.title), key=f"paper-{paper.paper_id}"):
         st.markdown(render.paper_details(paper))
         st.markdown(render.literal_markdown(paper.abstract))

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import pandas as pd
@@ -20,12 +21,13 @@ from streamlit.delta_generator import DeltaGenerator
 
 from assistant import citations
 from assistant.app import collection as collection_view
-from assistant.app import exports, presets, render
+from assistant.app import exports, presets, render, visits
 from assistant.app import session as app_session
+from assistant.app.library import Library
 from assistant.conversations import ChatTurn, ConversationStore
 from assistant.errors import ConversationNotFound, EmbedderMismatch, InvalidInput, StoreUnavailable
 from assistant.retrieval import Retriever
-from assistant.schema import Comparison, Source
+from assistant.schema import Comparison, DateRange, Source
 from assistant.service import Clarification, PaperAssistant
 from assistant.settings import Settings, load_settings
 from assistant.store import PaperStore
@@ -37,6 +39,7 @@ PAPERS_PAGE = "app_pages/papers.py"
 COMPARE_PAGE = "app_pages/compare.py"
 DIGEST_PAGE = "app_pages/digest.py"
 COLLECTION_PAGE = "app_pages/collection.py"
+DAY_PAGE = "app_pages/day.py"
 
 # Session-state keys other pages write to hand work over.
 PENDING_QUESTION = "pending_question"
@@ -44,7 +47,11 @@ COMPARE_PRESELECT = "compare_preselect"
 CONVERSATION = "conversation_id"
 CONVERSATION_PICKER = "conversation_picker"
 NOTICE = "conversation_notice"
+# The days the Papers page filters on, when another page asks (show_days), and that request's number.
+PAPER_DAYS = "paper_days"
+PAPER_DAYS_ROUND = "paper_days_round"
 _SESSION = "_paper_assistant_session"
+_WHATS_NEW = "_whats_new"
 _QUERY_CONVERSATION = "conversation"
 
 StreamT = TypeVar("StreamT", bound=Iterable[str])
@@ -58,6 +65,7 @@ class Session:
     store: PaperStore
     assistant: PaperAssistant
     conversations: ConversationStore
+    library: Library
     page_sidebar: DeltaGenerator
 
 
@@ -76,6 +84,11 @@ def _open_retriever(key: str, _store: PaperStore, _settings: Settings) -> Retrie
 @st.cache_resource(show_spinner=False)
 def _open_assistant(key: str, _settings: Settings, _store: PaperStore, _retriever: Retriever) -> PaperAssistant:
     return app_session.open_assistant(_settings, _store, _retriever)
+
+
+@st.cache_resource(show_spinner=False)
+def _open_library(key: str, _store: PaperStore) -> Library:
+    return Library(_store)
 
 
 @st.cache_resource(show_spinner=False)
@@ -106,12 +119,42 @@ def start_session() -> Session | None:
         store=store,
         assistant=_open_assistant(app_session.assistant_key(settings), settings, store, retriever),
         conversations=_open_conversations(app_session.conversations_key(settings), settings),
+        library=_open_library(app_session.store_key(settings), store),
         page_sidebar=page_sidebar,
     )
     st.session_state[_SESSION] = session
     with st.sidebar:
         st.caption(f"Store: {render.inline_literal(app_session.store_description(settings))}")
+        _arrive(session)
     return session
+
+
+def _arrive(session: Session) -> None:
+    """Once per browser session: who this browser is, what is new since its last visit; record this visit."""
+    if _WHATS_NEW in st.session_state:
+        return
+    reader = visits.choose_reader(st.context.cookies.get(visits.COOKIE), st.query_params.get(visits.QUERY))
+    if reader.set_cookie:
+        # Streamlit cannot set cookies; the page's own script can. The id is checked (letters, digits, - and _).
+        st.html(
+            f"<script>{visits.cookie_script(reader.reader_id)}</script>",
+            unsafe_allow_javascript=True,
+        )
+    log = visits.VisitLog(session.settings.store.data_dir)
+    previous = log.arrive(reader.reader_id, session.library.visit_now(datetime.now().astimezone()))
+    st.session_state[_WHATS_NEW] = session.library.whats_new(previous)
+
+
+def show_days(days: DateRange) -> None:
+    """Open the Papers page filtered on ``days``."""
+    st.session_state[PAPER_DAYS] = (days.start, days.end)
+    st.session_state[PAPER_DAYS_ROUND] = st.session_state.get(PAPER_DAYS_ROUND, 0) + 1
+    st.switch_page(PAPERS_PAGE)
+
+
+def whats_new() -> visits.WhatsNew:
+    """What is new for this browser since its last visit (read once, when the session started)."""
+    return st.session_state[_WHATS_NEW]
 
 
 def current() -> Session:

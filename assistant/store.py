@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import chromadb
@@ -171,6 +171,28 @@ def date_filter(
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class PaperRow(NamedTuple):
+    """What a listing sorts and pages by, read from a paper's chunk-0 metadata without parsing the paper."""
+
+    paper_id: str
+    title: str
+    day: date | None
+    source: str
+
+
+def _day_clause(days: DateRange | None) -> dict[str, Any]:
+    """Complete papers (chunk 0), within ``days`` when given."""
+    if days is None:
+        return {"chunk_index": 0}
+    return {
+        "$and": [
+            {"chunk_index": 0},
+            {"day_ordinal": {"$gte": days.start.toordinal()}},
+            {"day_ordinal": {"$lte": days.end.toordinal()}},
+        ]
+    }
 
 
 class PaperStore:
@@ -416,6 +438,33 @@ class PaperStore:
             for metadata in page["metadatas"]
         ]
         return sorted(stats, key=lambda s: s.paper.title.casefold())
+
+    @_explained("list the papers in")
+    def paper_rows(self, days: DateRange | None = None) -> list[PaperRow]:
+        """Id, title, day and source of every complete paper (whose day is in ``days``), in no order.
+
+        Filtered by Chroma on the chunk-0 metadata (``day_ordinal``), and the paper records are not
+        parsed: a listing sorts and pages these rows and reads only the shown papers (``get_papers``).
+        """
+        return [
+            PaperRow(
+                paper_id=metadata["paper_id"],
+                title=metadata["title"],
+                day=date.fromordinal(metadata["day_ordinal"]) if "day_ordinal" in metadata else None,
+                source=metadata.get("source") or "",
+            )
+            for page in self._pages(_day_clause(days), ["metadatas"])
+            for metadata in page["metadatas"]
+        ]
+
+    @_explained("read the papers in")
+    def papers_in(self, days: DateRange) -> list[Paper]:
+        """The complete papers whose day (``Paper.day``) falls in ``days``, in no order."""
+        return [
+            _paper_from_metadata(metadata)
+            for page in self._pages(_day_clause(days), ["metadatas"])
+            for metadata in page["metadatas"]
+        ]
 
     def get_papers(self, paper_ids: Sequence[str]) -> dict[str, Paper]:
         """The completely written papers among ``paper_ids``."""

@@ -40,7 +40,7 @@ CACHE_ROOT = Path(os.environ.get("PAPER_ASSISTANT_BENCH_CACHE", Path(tempfile.ge
 @lru_cache(maxsize=1)
 def _material() -> tuple[list[str], list[str], list[int]]:
     """Sample titles, every sentence of every sample abstract, and the abstracts' sentence counts."""
-    from ingestion.chunking import split_sentences
+    from assistant.text import split_sentences
     from ingestion.readers import read_path
 
     papers = read_path(SAMPLE_COLLECTION).papers
@@ -197,8 +197,8 @@ _TITLE_SUFFIX = re.compile(r" \(\d+\)$")
 
 
 def _compose(embedder: Callable, rows: Sequence[tuple[Paper, list[Chunk]]], log: Callable[[str], None]) -> np.ndarray:
+    from assistant.text import split_sentences
     from assistant.tokens import count_tokens
-    from ingestion.chunking import split_sentences
 
     parts: list[tuple[list[str], list[int]]] = []
     unique: dict[str, int] = {}

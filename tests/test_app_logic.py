@@ -16,12 +16,13 @@ from assistant import citations, llm
 from assistant.app import collection as collection_view
 from assistant.app import exports, presets, render
 from assistant.app import session as app_session
+from assistant.app.library import sort_rows
 from assistant.errors import AmbiguousPaper, ConversationNotFound, LLMError, PaperNotFound, StoreUnavailable
 from assistant.llm import LOCAL_MODELS, FakeLLM
 from assistant.prompts import fence_sources
 from assistant.schema import Comparison, ComparisonAspect, Digest, Message, Paper, PaperRef, Source, Theme
 from assistant.settings import DEFAULT_LOCAL_MODEL, Settings
-from assistant.store import PaperStore
+from assistant.store import PaperRow, PaperStore
 from ingestion import pipeline
 from ingestion.errors import IngestionError
 from ingestion.progress import IngestProgress
@@ -394,10 +395,13 @@ def test_filter_and_sort_papers() -> None:
     assert collection_view.filter_papers(papers, "albert scaling") == [ATLAS]
     assert collection_view.filter_papers(papers, "zip-fit") == [ZIPFIT]
     assert collection_view.filter_papers(papers, "  ") == papers
-    assert collection_view.SORT_ORDERS["Title (A–Z)"](papers) == [ATLAS, ZIPFIT]
-    assert collection_view.SORT_ORDERS["Newest first"](papers) == [ZIPFIT, ATLAS]
-    assert collection_view.SORT_ORDERS["Oldest first"](papers) == [ATLAS, ZIPFIT]
-    assert collection_view.SORT_ORDERS["Source file"](papers) == [ATLAS, ZIPFIT]
+    assert sort_rows(papers, "Title (A–Z)") == [ATLAS, ZIPFIT]
+    assert sort_rows(papers, "Title (Z–A)") == [ZIPFIT, ATLAS]
+    assert sort_rows(papers, "Newest first") == [ZIPFIT, ATLAS]
+    assert sort_rows(papers, "Oldest first") == [ATLAS, ZIPFIT]
+    assert sort_rows(papers, "Source file") == [ATLAS, ZIPFIT]
+    listed_later = ATLAS.model_copy(update={"listed": date(2024, 11, 1)})  # the listing day wins over publication
+    assert sort_rows([ZIPFIT, listed_later], "Newest first") == [listed_later, ZIPFIT]
 
 
 def test_questions_and_titles() -> None:
@@ -417,12 +421,16 @@ def test_plural() -> None:
 
 
 def test_collection_stats() -> None:
-    stats = collection_view.collection_stats(
-        [ATLAS, ZIPFIT, ZIPFIT.model_copy(update={"paper_id": "x", "published": None})], chunks=7
-    )
-    assert (stats.papers, stats.chunks, stats.with_links) == (3, 7, 1)
-    assert stats.sources == {"more.jsonl": 2, "aug19.txt": 1}
-    assert (stats.first_published, stats.last_published) == (date(2024, 7, 3), date(2024, 10, 24))
+    rows = [
+        PaperRow("a", "A", date(2024, 7, 3), "aug19.txt"),
+        PaperRow("b", "B", date(2024, 10, 24), "more.jsonl"),
+        PaperRow("c", "C", date(2024, 10, 24), "more.jsonl"),
+        PaperRow("d", "D", None, ""),
+    ]
+    stats = collection_view.collection_stats(rows, chunks=7)
+    assert (stats.papers, stats.chunks, stats.days) == (4, 7, 2)
+    assert stats.sources == {"more.jsonl": 2, "aug19.txt": 1, "unknown": 1}
+    assert (stats.first_day, stats.last_day) == (date(2024, 7, 3), date(2024, 10, 24))
 
 
 # --- ingestion helpers ----------------------------------------------------------------------------
@@ -473,11 +481,28 @@ def test_first_start_ingests_the_sample_once(
 
 
 def test_paper_map_places_every_paper_in_a_theme(sample_store: PaperStore) -> None:
-    points = collection_view.paper_map(sample_store)
-    assert len(points) == len(sample_store.paper_index()) == 46
+    paper_map = collection_view.paper_map(sample_store)
+    points = paper_map.points
+    assert len(points) == len(sample_store.paper_index()) == paper_map.papers == 46 and not paper_map.sampled
     themes = {point.theme for point in points}
     assert len(themes) >= 2 and all(re.match(r"^\d+\. \S", theme) for theme in themes)
+    assert themes == {theme.name for theme in paper_map.themes}
+    assert all(theme.name.startswith(theme.label) for theme in paper_map.themes)
+    assert sum(theme.papers for theme in paper_map.themes) == 46
     assert len({(round(p.x, 6), round(p.y, 6)) for p in points}) == len(points)
+
+
+def test_a_large_map_draws_a_sample_with_every_theme(sample_store: PaperStore) -> None:
+    paper_map = collection_view.paper_map(sample_store, limit=20)
+    assert (len(paper_map.points), paper_map.papers) == (20, 46) and paper_map.sampled
+    assert sum(theme.papers for theme in paper_map.themes) == 46  # themes count every paper, drawn or not
+
+
+def test_a_large_collection_gets_more_themes_on_its_map() -> None:
+    assert collection_view.map_theme_range(46) == (2, 8)  # a day's batch: the silhouette decides, as in the digest
+    assert collection_view.map_theme_range(5000) == (5, 8)
+    assert collection_view.map_theme_range(9872) == (9, 9)
+    assert collection_view.map_theme_range(50_000) == (10, 10)
 
 
 def test_the_picker_says_how_long_a_local_model_takes(tmp_path: Path) -> None:

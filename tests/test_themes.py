@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from assistant import themes as themes_module
 from assistant.schema import Paper
 from assistant.store import PaperStore
 from assistant.text import STOPWORDS
@@ -120,3 +121,23 @@ def test_projection_of_tiny_collections() -> None:
     assert project_2d({"a": np.ones(4)}) == {"a": (0.0, 0.0)}
     two = project_2d({"a": np.array([1.0, 0, 0]), "b": np.array([0, 1.0, 0])})
     assert two["a"][1] == pytest.approx(0) and two["a"][0] == pytest.approx(-two["b"][0])
+
+
+def test_a_large_collection_is_clustered_on_a_sample_and_every_paper_placed(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(4, 24)) * 5
+    vectors = {f"p{i}": centres[i % 4] + rng.normal(size=24) for i in range(400)}
+    fitted: list[int] = []
+    choose_k = themes_module.choose_k
+
+    def spy(points: np.ndarray, **kwargs: int) -> tuple[int, np.ndarray]:
+        fitted.append(len(points))
+        return choose_k(points, **kwargs)
+
+    monkeypatch.setattr(themes_module, "CLUSTER_SAMPLE", 100)
+    monkeypatch.setattr(themes_module, "choose_k", spy)
+    clusters = themes_module.cluster_papers(vectors)
+    assert fitted == [100]  # k-means saw the sample only
+    assert sorted(pid for cluster in clusters for pid in cluster) == sorted(vectors)  # every paper placed
+    assert all(len({int(pid[1:]) % 4 for pid in cluster}) == 1 for cluster in clusters)  # the true groups
+    assert len(clusters) == 4
