@@ -6,7 +6,6 @@ import streamlit as st
 
 from app_pages import ui
 from app_pages.days import date_range_control
-from assistant.app import exports, render
 from assistant.app import session as app_session
 from assistant.schema import DateRange, Digest
 
@@ -42,20 +41,4 @@ if wanted:
         st.rerun()  # drawn again from the stored digest, under the right button
 
 if current and stored is not None:
-    digest = stored[1]
-    papers = assistant.papers()
-    st.download_button(
-        "Export as Markdown",
-        data=exports.digest_export(digest, papers),
-        file_name=exports.download_name("digest"),
-        mime="text/markdown",
-        icon=":material/download:",
-        on_click="ignore",
-    )
-    for number, theme in enumerate(digest.themes, start=1):
-        scope = f"theme {number}"
-        sources = exports.theme_sources(theme.paper_ids, papers)
-        st.subheader(f"{number}. {render.inline_literal(theme.name)}", anchor=False)
-        st.markdown(render.cited_markdown(theme.paragraph, sources, scope, theme.unsupported))
-        ui.flagged_note(theme.paragraph, theme.unsupported)
-        ui.source_cards(sources, scope, key=f"theme-{number}")
+    ui.digest_view(stored[1], assistant.papers(), key="digest")

@@ -9,6 +9,7 @@ from app_pages import ui
 from assistant.app import render
 from assistant.app import session as app_session
 from assistant.app.library import ORDERS
+from assistant.bibtex import papers_bibtex
 from assistant.instructions import instructions_notice
 from assistant.schema import DateRange, Paper, Summary
 
@@ -43,6 +44,15 @@ listing = library.listing(
     text=query, days=days, order=order, page=int(st.session_state.get(page_key, 1)), catalog=assistant.papers
 )
 st.caption(f"{listing.matched} of {listing.total} papers")
+st.download_button(
+    f"BibTeX of the {len(listing.papers)} shown",
+    data=papers_bibtex(listing.papers),
+    file_name="papers.bib",
+    mime="application/x-bibtex",
+    icon=":material/download:",
+    on_click="ignore",
+    disabled=not listing.papers,
+)
 if listing.pages > 1:
     st.number_input("Page", min_value=1, max_value=listing.pages, value=listing.page, key=page_key)
 

@@ -27,7 +27,7 @@ from assistant.app.library import Library
 from assistant.conversations import ChatTurn, ConversationStore
 from assistant.errors import ConversationNotFound, EmbedderMismatch, InvalidInput, StoreUnavailable
 from assistant.retrieval import Retriever
-from assistant.schema import Comparison, DateRange, Source
+from assistant.schema import Comparison, DateRange, Digest, Paper, Source
 from assistant.service import Clarification, PaperAssistant
 from assistant.settings import Settings, load_settings
 from assistant.store import PaperStore
@@ -437,3 +437,23 @@ def _delete(conversations: ConversationStore, conversation_id: str) -> None:
         conversations.delete(conversation_id)
     _open_conversation(None)
     st.session_state[NOTICE] = "The conversation was deleted."
+
+
+def digest_view(digest: Digest, papers: Sequence[Paper], *, key: str) -> None:
+    """A digest as the Digest page and the day view show it: an export button, then each theme's cited paragraph."""
+    st.download_button(
+        "Export as Markdown",
+        data=exports.digest_export(digest, papers),
+        file_name=exports.download_name("digest"),
+        mime="text/markdown",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"{key}-export",
+    )
+    for number, theme in enumerate(digest.themes, start=1):
+        scope = f"{key} theme {number}"
+        sources = exports.theme_sources(theme.paper_ids, papers)
+        st.subheader(f"{number}. {render.inline_literal(theme.name)}", anchor=False)
+        st.markdown(render.cited_markdown(theme.paragraph, sources, scope, theme.unsupported))
+        flagged_note(theme.paragraph, theme.unsupported)
+        source_cards(sources, scope, key=f"{key}-theme-{number}")

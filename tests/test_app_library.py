@@ -224,3 +224,23 @@ def test_the_papers_page_filters_by_date_and_sorts_newest_first(app_env: Path) -
     app.text_input(key="paper_query").set_value("LoRA").run()
     assert not app.exception
     assert app.caption[0].value.endswith(" of 46 papers")
+
+
+def test_the_day_view_writes_that_days_digest_from_its_papers_only(app_env: Path, library: Library) -> None:
+    app = returning_reader(app_env, newest_day=DAYS[3])
+    app.switch_page("app_pages/day.py").run()
+    assert headings(app)[0] == "Friday 2026-08-21: 11 papers"
+    app.button(key="day-digest").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    themes = [heading for heading in headings(app) if heading[:1].isdigit()]
+    assert themes, headings(app)
+    digest = next(iter(app.session_state["day_digests"].values()))
+    day_ids = {paper.paper_id for paper in library.day_view(DAYS[3]).papers}
+    assert {paper_id for theme in digest.themes for paper_id in theme.paper_ids} <= day_ids
+
+
+def test_the_papers_page_offers_the_shown_papers_as_bibtex(app_env: Path) -> None:
+    app = returning_reader(app_env, newest_day=DAYS[3])
+    app.switch_page("app_pages/papers.py").run()
+    labels = [element.proto.label for element in app.get("download_button")]
+    assert "BibTeX of the 20 shown" in labels
