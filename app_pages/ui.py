@@ -451,7 +451,7 @@ def digest_view(digest: Digest, papers: Sequence[Paper], *, key: str) -> None:
         key=f"{key}-export",
     )
     for number, theme in enumerate(digest.themes, start=1):
-        scope = f"{key} theme {number}"
+        scope = f"theme {number}"
         sources = exports.theme_sources(theme.paper_ids, papers)
         st.subheader(f"{number}. {render.inline_literal(theme.name)}", anchor=False)
         st.markdown(render.cited_markdown(theme.paragraph, sources, scope, theme.unsupported))

@@ -451,7 +451,9 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(
         for line in response.iter_lines():
             if line.startswith("data: "):
                 received += 1
-                if received == (4 if live else 1):
+                # A checked stream opens with its role chunk before the model writes: leave once
+                # the model is writing, so that a generation is under way when the client goes.
+                if received >= (4 if live else 1) and _writing(slow):
                     break  # leaving the block closes the connection mid-stream
     assert slow.closed.wait(5), "the reply's generator was closed"
     assert slow.model_lock.acquire(timeout=2), "the model's lock was freed"
@@ -645,3 +647,11 @@ def test_paper_assistant_serve_answers_an_openai_client(sample_settings: Setting
     output = log.read_text()
     assert process.returncode == 0, output
     assert f"Paper Assistant API on http://127.0.0.1:{port}/v1" in output and "Traceback" not in output
+
+
+def _writing(slow: LockedSlowLLM, timeout_s: float = 10.0) -> bool:
+    """Whether ``slow`` has written a word, waiting up to ``timeout_s`` for it."""
+    deadline = time.monotonic() + timeout_s
+    while slow.words_written == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return slow.words_written > 0

@@ -206,8 +206,6 @@ def paper_details(paper: Paper) -> str:
     if paper.authors:
         shown = ", ".join(paper.authors[:6]) + (f" and {len(paper.authors) - 6} more" if len(paper.authors) > 6 else "")
         parts.append(inline_literal(shown))
-    if paper.listed:
-        parts.append(f"listed {paper.listed.isoformat()}")
     if paper.published:
         parts.append(paper.published.isoformat())
     if paper.listed and paper.listed != paper.published:
