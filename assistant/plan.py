@@ -32,7 +32,7 @@ from assistant.followups import history_turns, referenced_papers
 from assistant.llm import LLMBackend
 from assistant.outcomes import Route, Shape
 from assistant.prompts import Prompt
-from assistant.resolve import AmbiguousMention, resolve_papers
+from assistant.resolve import AmbiguousMention, Resolution, resolve_papers
 from assistant.retrieval import Retriever
 from assistant.schema import DateRange, Message, Paper, Usage
 from assistant.text import is_name_shaped, names_in, tokenize
@@ -235,6 +235,22 @@ def routed_by_papers(plan: QueryPlan, compared: tuple[int, int]) -> QueryPlan:
     return plan
 
 
+def within_days(resolution: Resolution, days: DateRange) -> Resolution:
+    """A dated question's names read among the papers of its days: a name that fits several papers
+    of the whole collection but one of those days names that one, and fits none of them it is only
+    words of the topic ("KV", "Gaussian" over 10,000 papers); papers it names plainly stay, so the
+    answer can say they are listed on other days."""
+    matched = list(resolution.matched)
+    ambiguous = []
+    for mention in resolution.ambiguous:
+        in_range = [paper for paper in mention.candidates if days.contains(paper.day)]
+        if len(in_range) == 1:
+            matched += [paper for paper in in_range if paper not in matched]
+        elif in_range:
+            ambiguous.append(mention.model_copy(update={"candidates": in_range}))
+    return resolution.model_copy(update={"matched": matched, "ambiguous": ambiguous})
+
+
 def plan_message(
     message: str,
     history: Sequence[ChatTurn | Message],
@@ -270,6 +286,8 @@ def plan_message(
         days, message = dated.days, dated.message or "Which papers?"
         notices.append(f"{dated.reading}.")
     resolution = resolve_papers(message, catalog)
+    if days is not None:
+        resolution = within_days(resolution, days)
     follow_up = referenced_papers(message, history_turns(history), papers_in_reach, retriever.store.get_papers)
     intent, _ = planner.intent(message, resolution.matched)
     plan = QueryPlan(

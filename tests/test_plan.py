@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
 from assistant.llm.fake import FakeLLM
 from assistant.outcomes import OUTCOMES, Outcome, Reason, Route, Shape, outcome_for
-from assistant.plan import ModelPlanner, RulesPlanner, answer_shape, asks_for_summary
+from assistant.plan import ModelPlanner, RulesPlanner, answer_shape, asks_for_summary, within_days
 from assistant.prompts import load_prompt
-from assistant.schema import Paper
+from assistant.resolve import resolve_papers
+from assistant.schema import DateRange, Paper
 
 ZIP_FIT = Paper(
     paper_id="zip", title="ZIP-FIT: Embedding-Free Data Selection via Compression-Based Alignment", abstract="gzip."
@@ -96,3 +98,24 @@ def test_every_shape_has_an_outcome_for_every_verdict_of_the_answer() -> None:
     assert outcome_for(Shape.EXPLANATION, Reason.RESTATED_CLEAR_PAPER) is Outcome.DECLINE
     assert outcome_for(Shape.PAPERS, Reason.UNGROUNDED) is Outcome.ONE_LINE_PER_PAPER
     assert outcome_for(Shape.FIGURE, Reason.UNGROUNDED) is Outcome.ABSTRACT_SENTENCES
+
+
+def _listed(title: str, day: date) -> Paper:
+    return Paper(paper_id=title.lower().replace(" ", "-"), title=title, abstract=f"{title} is studied.", listed=day)
+
+
+def test_a_dated_question_reads_an_ambiguous_name_among_the_papers_of_its_days() -> None:
+    catalog = [
+        _listed("Gaussian Splatting for Dynamic Scenes", date(2026, 3, 2)),
+        _listed("Gaussian Splatting in the Wild", date(2025, 1, 7)),
+        _listed("Gaussian Splatting Meets Physics", date(2024, 6, 3)),
+    ]
+    resolution = resolve_papers('Which papers on "Gaussian Splatting" came out?', catalog)
+    assert resolution.ambiguous, "over the whole collection the name fits several papers"
+    one_day = within_days(resolution, DateRange(start=date(2026, 3, 1), end=date(2026, 3, 7)))
+    assert [paper.title for paper in one_day.matched] == ["Gaussian Splatting for Dynamic Scenes"]
+    assert not one_day.ambiguous
+    no_day = within_days(resolution, DateRange(start=date(2023, 1, 1), end=date(2023, 1, 7)))
+    assert not no_day.ambiguous and not no_day.matched, "fitting none of the days, it is only a topic word"
+    two_days = within_days(resolution, DateRange(start=date(2025, 1, 1), end=date(2026, 3, 7)))
+    assert [len(mention.candidates) for mention in two_days.ambiguous] == [2]
