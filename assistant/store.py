@@ -499,6 +499,22 @@ class PaperStore:
                 texts[chunk_id] = text
         return papers, texts
 
+    @_explained("read vectors from")
+    def stored_vectors(self, chunks: Sequence[Chunk]) -> dict[str, np.ndarray]:
+        """The stored vectors of those ``chunks`` whose stored text and title are theirs, by chunk id:
+        a paper re-ingested with other metadata only (a listing day, a link) keeps its vectors."""
+        if not chunks:
+            return {}
+        wanted = {chunk.chunk_id: chunk for chunk in chunks}
+        found = self._collection.get(ids=list(wanted), include=["metadatas", "documents", "embeddings"])
+        return {
+            chunk_id: np.asarray(vector, dtype=np.float32)
+            for chunk_id, metadata, text, vector in zip(
+                found["ids"], found["metadatas"], found["documents"], found["embeddings"], strict=True
+            )
+            if text == wanted[chunk_id].text and metadata.get("title") == wanted[chunk_id].title
+        }
+
     @_explained("filter the chunks in")
     def chunk_ids_where(self, where: dict) -> set[str]:
         return {chunk_id for page in self._pages(where, []) for chunk_id in page["ids"]}

@@ -160,10 +160,22 @@ def _embed_and_write(
     written = 0
     for start in range(0, len(chunked), PAPERS_PER_GROUP):
         group = chunked[start : start + PAPERS_PER_GROUP]
-        texts = [chunk.embedding_text for _, chunks in group for chunk in chunks]
-        vectors = _embed_by_length(texts, store.embedder, tracker)
-        at = iter(range(len(texts)))
-        rows = [(paper, chunks, [vectors[next(at)] for _ in chunks]) for paper, chunks in group]
+        # A paper that replaces only itself keeps the vectors of chunks whose text and title are unchanged.
+        kept = store.stored_vectors(
+            [chunk for paper, chunks in group if replaces.get(paper.paper_id) == [paper.paper_id] for chunk in chunks]
+        )
+        fresh = [chunk for _, chunks in group for chunk in chunks if chunk.chunk_id not in kept]
+        if kept:
+            tracker.chunks_embedded(len(kept))
+        embedded = dict(
+            zip(
+                (chunk.chunk_id for chunk in fresh),
+                _embed_by_length([chunk.embedding_text for chunk in fresh], store.embedder, tracker),
+                strict=True,
+            )
+        )
+        vector_of = kept | embedded
+        rows = [(paper, chunks, [vector_of[chunk.chunk_id] for chunk in chunks]) for paper, chunks in group]
         count = store.write_papers(
             rows, replace=[old for paper, _ in group for old in replaces.get(paper.paper_id, [])]
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
@@ -48,6 +49,27 @@ def test_changed_abstract_replaces_its_chunks_without_orphans(settings):
     chunk_ids = [row[0] for row in store.all_chunks()]
     assert sorted(c for c in chunk_ids if c.startswith("2401.00001")) == ["2401.00001:0"]
     assert store.get_papers(["2401.00001"])["2401.00001"].abstract == "A much shorter abstract now."
+
+
+def test_a_new_listing_day_keeps_the_vectors_and_a_new_abstract_is_embedded(settings):
+    store = PaperStore(settings)
+    ingest_papers(ReadResult(papers=[_paper(1), _paper(2)]), store=store)
+    before = store.paper_vectors(["2401.00001"])["2401.00001"]
+    embedded: list[str] = []
+    embedder = store.embedder
+
+    def counting(texts):
+        embedded.extend(texts)
+        return embedder(texts)
+
+    store.embedder = counting
+    listed = _paper(1).model_copy(update={"listed": date(2026, 8, 21)})
+    report = ingest_papers(ReadResult(papers=[listed, _paper(2, "A new abstract of paper two.")]), store=store)
+    assert (report.papers_updated, report.papers_unchanged) == (2, 0)
+    assert embedded == ["Paper number 2 about topic 2\nA new abstract of paper two."], "only the changed text"
+    assert store.get_papers(["2401.00001"])["2401.00001"].listed == date(2026, 8, 21)
+    assert store.paper_vectors(["2401.00001"])["2401.00001"] == pytest.approx(before)
+    assert store.chunk_ids_where({"day_ordinal": date(2026, 8, 21).toordinal()}) == {"2401.00001:0"}
 
 
 def test_store_survives_a_restart(settings):
