@@ -11,7 +11,7 @@ from assistant.llm.fake import FakeLLM
 from assistant.outcomes import OUTCOMES, Outcome, Reason, Route, Shape, outcome_for
 from assistant.plan import ModelPlanner, RulesPlanner, answer_shape, asks_for_summary, within_days
 from assistant.prompts import load_prompt
-from assistant.resolve import resolve_papers
+from assistant.resolve import AmbiguousMention, Resolution
 from assistant.schema import DateRange, Paper
 
 ZIP_FIT = Paper(
@@ -110,8 +110,8 @@ def test_a_dated_question_reads_an_ambiguous_name_among_the_papers_of_its_days()
         _listed("Gaussian Splatting in the Wild", date(2025, 1, 7)),
         _listed("Gaussian Splatting Meets Physics", date(2024, 6, 3)),
     ]
-    resolution = resolve_papers('Which papers on "Gaussian Splatting" came out?', catalog)
-    assert resolution.ambiguous, "over the whole collection the name fits several papers"
+    # Over the whole collection the name fits all three papers.
+    resolution = Resolution(ambiguous=[AmbiguousMention(mention="Gaussian Splatting", candidates=catalog)])
     one_day = within_days(resolution, DateRange(start=date(2026, 3, 1), end=date(2026, 3, 7)))
     assert [paper.title for paper in one_day.matched] == ["Gaussian Splatting for Dynamic Scenes"]
     assert not one_day.ambiguous
