@@ -265,9 +265,11 @@ def one_request(kind: str, http: httpx.Client, url: str, rng: random.Random, tal
     return http.get("/v1/papers").status_code
 
 
-def client_loop(client: int, url: str, deadline: float, seed: int, tally: Tally) -> None:
+def client_loop(
+    client: int, url: str, deadline: float, seed: int, tally: Tally, without: frozenset[str] = frozenset()
+) -> None:
     rng = random.Random(seed * 1000 + client)
-    names, weights = zip(*((kind, weight) for kind, (weight, _) in KINDS.items()), strict=True)
+    names, weights = zip(*((kind, weight) for kind, (weight, _) in KINDS.items() if kind not in without), strict=True)
     with httpx.Client(base_url=url, timeout=180) as http:
         while time.monotonic() < deadline:
             kind = rng.choices(names, weights)[0]
@@ -290,6 +292,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=300.0, help="how long the clients run (default 300)")
     parser.add_argument("--clients", type=int, default=6, help="concurrent clients (default 6)")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument(
+        "--without",
+        action="append",
+        choices=sorted(KINDS),
+        default=[],
+        help="leave out a kind of request (repeatable): --without upload_new keeps the collection's size, so "
+        "the server's memory shows what requests alone leave behind",
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="api-soak-"))
@@ -323,7 +333,9 @@ def main() -> int:
             started = time.monotonic()
             deadline = started + args.seconds
             threads = [
-                threading.Thread(target=client_loop, args=(n, url, deadline, args.seed, tally), daemon=True)
+                threading.Thread(
+                    target=client_loop, args=(n, url, deadline, args.seed, tally, frozenset(args.without)), daemon=True
+                )
                 for n in range(args.clients)
             ]
             for thread in threads:

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant.api import create_app
 from assistant.settings import Settings
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.test_browser import launched_chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -91,15 +91,8 @@ def foreign_page() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1"]
-        )
+    with launched_chromium(f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1") as chromium:
         yield chromium
-        chromium.close()
 
 
 ATTACK = """

@@ -25,12 +25,10 @@ from benchmarks.library import build_store
 from benchmarks.synthetic import synthetic_papers
 from tests.test_browser import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     STARTUP_TIMEOUT_S,
     AppServer,
+    launched_chromium,
     report,
-    require_chromium,
     start_server,
     stop_server,
 )
@@ -61,14 +59,8 @@ def library_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
