@@ -317,7 +317,7 @@ def verdict_on(reading: _Reading, report: SupportReport | None, cutoffs: AnswerS
                 return Reason.RESTATED_CLEAR_PAPER
             return Reason.RESTATED_UNCOVERED if reading.plan.uncovered else Reason.RESTATED
         # The question's key word is in no abstract and what the model wrote is ungrounded: the
-        # sources' own sentences would answer a different question (held-out h17, dev d29).
+        # sources' own sentences would answer a different question.
         return Reason.UNGROUNDED_UNCOVERED if reading.plan.uncovered else Reason.UNGROUNDED
     if _is_a_list_of_titles(report, reading.sources):
         return Reason.TITLES_ONLY
